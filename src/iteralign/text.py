@@ -1,0 +1,70 @@
+"""Text normalisation and word-overlap similarity, shared by prompt deduplication and the principle store.
+
+Two prompts or principles that differ only in case, punctuation, Unicode width or spacing are the same item: they get
+the same id (``text_id``) and deduplicate by exact equality of ``normalize``. Near-duplicates (the same principle
+reworded) are caught by ``jaccard`` on ``content_words``: lower-cased words with stopwords removed and a light
+suffix-stripping stemmer, cheap and explainable, with no model to download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from collections.abc import Iterable
+
+_WORD = re.compile(r"[^\W_]+")
+
+#: Function words plus words every alignment principle shares ("assistant", "should"), which would otherwise make
+#: all principles look alike.
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each either few for from further had has have having he her
+    here hers him his how i if in into is it its itself just may me might more most must my neither no nor not now of
+    off on once only or other ought our ours out over own same shall she should so some such than that the their them
+    then there these they this those through to too under until up upon very was we were what when where whether which
+    while who whom why will with within without would you your yours
+    assistant assistants ai model models response responses respond answer answers user users reply replies always
+    never ensure""".split()
+)
+
+
+def normalize(text: str) -> str:
+    """Canonical form for equality: NFKC, case-folded, words only, single spaces."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def text_id(text: str, prefix: str = "p-") -> str:
+    """A stable id for a piece of text: 12 hex digits of the SHA-256 of its normalised form.
+
+    Texts with no word characters at all (e.g. "???") hash their stripped raw form instead, so they stay distinct.
+    """
+    key = normalize(text) or text.strip()
+    return prefix + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+def stem(word: str) -> str:
+    """Strip a few English suffixes so that 'provides', 'providing' and 'provided' meet; short words are kept."""
+    for suffix in ("ingly", "ing", "edly", "ed", "ies", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The stemmed, stopword-free word set of ``text``: what similarity and relevance are computed on."""
+    return frozenset(stem(w) for w in normalize(text).split() if w not in STOPWORDS and not w.isdigit())
+
+
+def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
+    """|A ∩ B| / |A ∪ B| of two word sets; 0.0 when both are empty."""
+    a, b = set(a), set(b)
+    union = a | b
+    return len(a & b) / len(union) if union else 0.0
+
+
+def overlap_cosine(a: Iterable[str], b: Iterable[str]) -> float:
+    """|A ∩ B| / sqrt(|A| |B|): like Jaccard but not swamped when one text (a long prompt) is much larger."""
+    a, b = set(a), set(b)
+    return len(a & b) / math.sqrt(len(a) * len(b)) if a and b else 0.0
