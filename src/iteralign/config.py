@@ -1,0 +1,179 @@
+"""The run configuration: typed pydantic models, loaded from YAML, with ``--set a.b=c`` overrides.
+
+Every model rejects unknown keys (``extra="forbid"``), so a typo is an error naming the key and the file rather
+than a silently ignored setting. Each field's description is its documentation (`iteralign config-schema`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from iteralign.data.sources import PromptSourceConfig
+from iteralign.data.split import SplitConfig
+from iteralign.evals.suite import EvalConfig, GateConfig
+from iteralign.models.base import ModelConfig
+from iteralign.types import GenerationParams
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSettings(Strict):
+    name: str = Field("default", description="Folder name under `root`; rerunning the same name resumes.")
+    root: str = Field("runs", description="Parent folder of run folders.")
+    seed: int = Field(0, description="Seed for shuffling, splitting, sampling and training.")
+    cache: bool = Field(True, description="Use the SQLite call cache (`--no-cache` turns it off).")
+    cache_path: str | None = Field(None, description="Cache database; default $ITERALIGN_CACHE/calls.sqlite.")
+
+
+class ModelsConfig(Strict):
+    target: ModelConfig = Field(description="The model being aligned.")
+    oracle: ModelConfig = Field(description="The stronger model that proposes principles (and judges by default).")
+    reviser: ModelConfig | None = Field(None, description="Who rewrites failed answers; default the target (paper).")
+
+
+class RedTeamConfig(Strict):
+    sources: list[PromptSourceConfig] = Field(description="Where red-team prompts come from.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Train / held-out split (held-out prompts "
+                               "are only used to measure attack success).")
+    pool_size: int | None = Field(None, ge=1, description="Training prompts red-teamed per iteration (None = all).")
+    chunk_size: int | None = Field(
+        None, ge=1, description="Paper mode: consecutive chunks of this many prompts, one round per failing chunk."
+    )
+    generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=128))
+
+
+class JudgeSpec(Strict):
+    kind: Literal["paper", "refusal", "policy"] = Field(
+        description="paper: the authors' few-shot Positive/Negative oracle; refusal: rule-based refusal detector "
+        "(on harmful prompts compliance is failure); policy: oracle judged against the current constitution."
+    )
+    model: ModelConfig | None = Field(None, description="Judge model; default the oracle (ignored by 'refusal').")
+
+
+class JudgeConfig(Strict):
+    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec(kind="paper")], min_length=1)
+    combine: Literal["any", "all", "majority", "cascade"] = Field(
+        "cascade", description="How verdicts combine into 'unaligned': any/all/majority of judges, or cascade: "
+        "the first judge that is sure decides (the refusal detector is sure only of clear refusals)."
+    )
+    retries: int = Field(2, ge=0, description="Re-asks (sampled) when a judge's reply cannot be parsed.")
+    max_new_tokens: int = Field(16, ge=1)
+
+
+class ProposeConfig(Strict):
+    mode: Literal["cumulative", "paper"] = Field(
+        "cumulative", description="cumulative: parsed, deduplicated principles kept across iterations; "
+        "paper: the last paragraph of each reply is the round's only constitution."
+    )
+    batch_size: int = Field(8, ge=1, description="Failures shown to the oracle per proposal call.")
+    similarity_threshold: float = Field(0.6, gt=0.0, le=1.0, description="Token-overlap above which a new "
+                                        "principle is a duplicate of a stored one.")
+    max_new_tokens: int = Field(384, ge=1)
+    max_failure_chars: int = Field(600, ge=50, description="Each failed answer is cut to this length in the prompt.")
+
+
+class ReflectConfig(Strict):
+    mode: Literal["critique_revise", "splice"] = Field(
+        "critique_revise", description="critique_revise: a chat turn asks the reviser to rewrite its answer to follow "
+        "the principles; splice (paper): the prompt is regenerated with the principles just before the answer cue."
+    )
+    principles_k: int = Field(5, ge=1, description="Most relevant principles shown per failure.")
+    filter_with_judge: bool = Field(True, description="Keep only revisions the judge finds aligned (paper: no).")
+    generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=160))
+
+
+class SFTConfig(Strict):
+    method: Literal["lora", "full"] = "lora"
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(3.0, gt=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    max_length: int = Field(512, ge=16)
+    bf16: bool = Field(False, description="Train in bfloat16 mixed precision.")
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: list[str] | str = Field("all-linear")
+    replay: int = Field(16, ge=0, description="Benign prompts answered by the untuned target, mixed into training "
+                        "to guard helpfulness (0 = off).")
+    launcher: Literal["local", "accelerate"] = "local"
+    num_processes: int = Field(1, ge=1)
+    accelerate_config: str | None = Field(None, description="accelerate config file (DeepSpeed/FSDP), multi-GPU.")
+
+
+class StopConfig(Strict):
+    max_iterations: int = Field(2, ge=1)
+    min_failure_rate: float = Field(0.0, ge=0, le=1, description="Stop once the red-team failure rate is at most this.")
+    stop_when_no_new_failures: bool = Field(True, description="Stop when an iteration finds no failures.")
+
+
+class RunConfig(Strict):
+    """The whole configuration of `iteralign run`."""
+
+    run: RunSettings = Field(default_factory=RunSettings)
+    models: ModelsConfig
+    redteam: RedTeamConfig
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    propose: ProposeConfig = Field(default_factory=ProposeConfig)
+    reflect: ReflectConfig = Field(default_factory=ReflectConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    stop: StopConfig = Field(default_factory=StopConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not validate; the message names the file and each bad key."""
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one ``a.b.c=value`` override in place; the value is parsed as YAML (``3``, ``true``, ``[a, b]``)."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} is not of the form key.path=value")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config (or start empty), apply overrides, validate; errors name the file and the keys."""
+    source = str(path) if path else "<no config file>"
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    for assignment in overrides:
+        apply_override(data, assignment)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: invalid configuration ({exc.error_count()} error(s)):"]
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "<top level>"
+            lines.append(f"  {loc}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def dump_config(cfg: RunConfig) -> dict:
+    """The resolved config as plain data for ``config.yaml`` (it holds env var *names*, never secret values)."""
+    return cfg.model_dump(mode="json")

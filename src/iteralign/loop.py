@@ -1,0 +1,235 @@
+"""The IterAlign loop: red team -> judge -> propose -> reflect -> fine-tune, repeated until the model stops failing.
+
+Read ``run_loop`` top to bottom: it is the whole method. Every stage writes into the run folder through
+``RunDir.stage``, which skips finished work on a rerun, so running the same command again resumes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from iteralign.config import RunConfig, dump_config
+from iteralign.constitution import Constitution
+from iteralign.data.sources import load_prompts, load_sources
+from iteralign.data.split import PromptSplit, SplitRecord, split_prompts
+from iteralign.models.base import ModelConfig
+from iteralign.roles import Roles
+from iteralign.run import RunDir, content_hash, read_jsonl, write_json
+from iteralign.stages.judge import judge_stage
+from iteralign.stages.propose import propose
+from iteralign.stages.redteam import redteam
+from iteralign.stages.reflect import reflect
+from iteralign.stages.sft import SFTJob, base_weights, run_sft
+from iteralign.types import GenerationParams
+
+log = logging.getLogger("iteralign")
+
+
+def run_loop(cfg: RunConfig) -> Path:
+    """Run (or resume) the configured alignment run; return its folder."""
+    run = RunDir(Path(cfg.run.root), cfg.run.name)
+    run.write_config(dump_config(cfg))
+    roles = Roles(cfg)
+    split = prepare_split(cfg, run)
+    replay = replay_examples(cfg, run, roles)
+    target = cfg.models.target
+    accepted_eval = evaluate(cfg, run, roles, target, split, "baseline")
+    for it in range(cfg.stop.max_iterations):
+        idir = run.iter_dir(it)
+        pool = pick_pool(cfg, split, it)
+        answers = stage(run, f"iter-{it:03d}/redteam", [target, pool, cfg.redteam.generation], roles, lambda: redteam(
+            pool, roles.get(target), cfg.redteam.generation, idir / "redteam.jsonl", target.batch_size))
+        verdicts = stage(run, f"iter-{it:03d}/judge", [cfg.judge, answers], roles, lambda: judge_stage(
+            answers, roles.panel(cfg.judge, active_texts(run)), idir / "verdicts.jsonl", cfg.models.oracle.batch_size))
+        failed_ids = {v["id"] for v in verdicts if v["label"] == "unaligned"}
+        failures = [a for a in answers if a["id"] in failed_ids]
+        summary = {"iteration": it, "red_team": len(answers), "failures": len(failures),
+                   "unknown": sum(v["label"] == "unknown" for v in verdicts),
+                   "failure_rate": len(failures) / max(1, len(answers))}
+        if not failures:
+            finish_iteration(run, idir, summary | {"stopped": "no failures"})
+            if cfg.stop.stop_when_no_new_failures:
+                break
+            continue
+        store = proposal_stage(cfg, run, roles, idir, it, failures)
+        revisions = stage(run, f"iter-{it:03d}/reflect", [cfg.reflect, failures, store.model_dump()], roles,
+                          lambda: reflect(failures, principle_chooser(cfg, store, it), roles.get(cfg.models.reviser or target),
+                                          roles.panel(cfg.judge, [p.text for p in store.active()]), cfg.reflect,
+                                          idir / "revisions.jsonl", target.batch_size))
+        examples = [{"prompt": r["prompt"], "completion": r["revision"]} for r in revisions if r["kept"]]
+        summary |= {"principles": len(store.active()), "revisions": len(revisions), "revisions_kept": len(examples)}
+        if not examples:
+            finish_iteration(run, idir, summary | {"stopped": "no revision passed the judge"})
+            continue
+        tuned = sft_stage(cfg, run, roles, idir, it, target, examples + replay)
+        tuned_eval = evaluate(cfg, run, roles, tuned, split, f"iter-{it:03d}")
+        accepted, reasons = gate(cfg, accepted_eval, tuned_eval)
+        finish_iteration(run, idir, summary | {"accepted": accepted, "gate_reasons": reasons, "target": tuned.model_dump()})
+        if accepted:
+            roles.release(target)
+            target, accepted_eval = tuned, tuned_eval
+        if summary["failure_rate"] <= cfg.stop.min_failure_rate:
+            break
+    run.manifest.mark("final", status="done", target=target.model_dump(), usage=roles.usage())
+    write_report(run)
+    return run.path
+
+
+# --- the steps run_loop calls, in the order it calls them -------------------------------------------------------
+
+
+def stage(run: RunDir, key: str, inputs: list, roles: Roles, fn, outputs: list[Path] = ()):
+    """Run one stage through the manifest: discard stale outputs when its inputs changed, time it, count calls.
+
+    Stages resume from their own JSONL logs, so calling ``fn`` on a finished stage just reads its records back
+    (zero model calls); the manifest records when, how long and at what cost each stage ran.
+    """
+    input_hash = content_hash(_jsonable(inputs))
+    entry = run.manifest.stage(key)
+    if entry and entry.get("input_hash") != input_hash:
+        log.warning("%s: inputs changed since it last ran; recomputing", key)
+        for path in outputs:
+            path.unlink(missing_ok=True)
+    if entry.get("status") == "done" and entry.get("input_hash") == input_hash:
+        return fn()
+    with run.stage(key, input_hash, roles.usage) as info:
+        result = fn()
+        info["records"] = len(result) if isinstance(result, list) else None
+    return result
+
+
+def _jsonable(value):
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def prepare_split(cfg: RunConfig, run: RunDir) -> PromptSplit:
+    """Load the red-team prompts and split them once; the recorded split is reused on resume."""
+    prompts, reports = load_sources(cfg.redteam.sources)
+    path = run.path / "split.json"
+    if path.exists():
+        return PromptSplit.from_record(prompts, SplitRecord.model_validate_json(path.read_text()))
+    split_cfg = cfg.redteam.split.model_copy(update={"seed": cfg.run.seed})
+    split = split_prompts(prompts, split_cfg)
+    write_json(path, split.record.model_dump())
+    run.manifest.mark("prompts", status="done", sources=[r.to_dict() for r in reports],
+                      train=len(split.train), held_out=len(split.held_out))
+    return split
+
+
+def replay_examples(cfg: RunConfig, run: RunDir, roles: Roles) -> list[dict]:
+    """Benign prompts answered by the untuned target: mixed into SFT so alignment does not cost helpfulness."""
+    if cfg.sft.replay == 0:
+        return []
+    prompts = [p.to_dict() for p in load_prompts("builtin:benign")[: cfg.sft.replay]]
+    target = cfg.models.target
+    records = stage(run, "replay", [target, prompts], roles, lambda: redteam(
+        prompts, roles.get(target), cfg.redteam.generation, run.path / "replay.jsonl", target.batch_size))
+    return [{"prompt": r["prompt"], "completion": r["response"]} for r in records if r["response"]]
+
+
+def evaluate(cfg: RunConfig, run: RunDir, roles: Roles, target: ModelConfig, split: PromptSplit, name: str) -> dict:
+    """Benchmarks of ``target`` written to ``<name>/eval.json`` (skipped when already there for the same model)."""
+    if not cfg.eval.benchmarks:
+        return {}
+    from iteralign.evals.suite import run_evals
+
+    out = run.path / name / "eval.json"
+    held_out = [p.to_dict() for p in split.held_out]
+    key = f"{name}/eval"
+    input_hash = content_hash(_jsonable([target, cfg.eval, cfg.judge, held_out]))
+    if out.exists() and run.manifest.is_done(key, input_hash):
+        return json.loads(out.read_text())
+    panel = roles.panel(cfg.judge)
+
+    def judge(prompts: list[str], responses: list[str]) -> list[bool | None]:
+        from iteralign.judges import JudgeItem
+
+        labels = [v["label"] for v in panel.judge([JudgeItem(p, r) for p, r in zip(prompts, responses)])]
+        return [None if lab == "unknown" else lab == "unaligned" for lab in labels]
+
+    with run.stage(key, input_hash, roles.usage):
+        result = run_evals(roles.get(target), cfg.eval, judge=judge, redteam_prompts=held_out)
+        write_json(out, result)
+    return result
+
+
+def pick_pool(cfg: RunConfig, split: PromptSplit, iteration: int) -> list[dict]:
+    """The training prompts red-teamed this iteration: all (default), the first ``pool_size``, or paper chunks."""
+    train = [p.to_dict() for p in split.train]
+    if cfg.redteam.chunk_size:
+        size = cfg.redteam.chunk_size
+        return train[iteration * size : (iteration + 1) * size]
+    return train[: cfg.redteam.pool_size] if cfg.redteam.pool_size else train
+
+
+def active_texts(run: RunDir) -> list[str]:
+    path = run.path / "constitution.yaml"
+    return [p.text for p in Constitution.load(path).active()] if path.exists() else []
+
+
+def proposal_stage(cfg: RunConfig, run: RunDir, roles: Roles, idir: Path, it: int, failures: list[dict]) -> Constitution:
+    """Propose principles from this iteration's failures onto a snapshot of the store taken when the stage began."""
+    snapshot, main = idir / "constitution.in.yaml", run.path / "constitution.yaml"
+    threshold = cfg.propose.similarity_threshold
+    if not snapshot.exists():
+        (Constitution.load(main) if main.exists() else Constitution(similarity_threshold=threshold)).save(snapshot)
+    store = Constitution.load(snapshot)
+    store.similarity_threshold = threshold
+    stage(run, f"iter-{it:03d}/propose", [cfg.propose, failures, store.model_dump()], roles,
+          lambda: propose(failures, roles.oracle, store, it, cfg.propose, idir / "proposals.jsonl"),
+          outputs=[idir / "proposals.jsonl"])
+    store.save(main)
+    return store
+
+
+def principle_chooser(cfg: RunConfig, store: Constitution, it: int):
+    """Which principles a revision sees: the most relevant stored ones, or (paper) this round's constitution."""
+    if cfg.propose.mode == "paper":
+        current = [p for p in store.active() if p.iteration == it]
+        return lambda failure: current
+    return lambda failure: store.relevant(failure["prompt"], cfg.reflect.principles_k)
+
+
+def sft_stage(cfg: RunConfig, run: RunDir, roles: Roles, idir: Path, it: int, target: ModelConfig,
+              examples: list[dict]) -> ModelConfig:
+    """Fine-tune ``target`` on the kept revisions (+ replay); return the config of the tuned model."""
+    job = SFTJob(base=base_weights(target.spec), init_adapter=target.adapter if cfg.sft.method == "lora" else None,
+                 examples=examples, out_dir=str(idir / "sft"), cfg=cfg.sft, seed=cfg.run.seed,
+                 trust_remote_code=target.trust_remote_code)
+    stats = stage(run, f"iter-{it:03d}/sft", [job], roles, lambda: run_sft(job))
+    write_json(idir / "sft" / "train_stats.json", stats)
+    if cfg.sft.method == "lora":
+        return target.model_copy(update={"adapter": str(idir / "sft" / "adapter")})
+    return target.model_copy(update={"spec": f"hf:{idir / 'sft' / 'model'}", "adapter": None})
+
+
+def gate(cfg: RunConfig, before: dict, after: dict) -> tuple[bool, list[str]]:
+    """Accept the tuned model unless a guarded benchmark regressed past its threshold."""
+    if not before or not after:
+        return True, []
+    from iteralign.evals.suite import gate as eval_gate
+
+    return eval_gate(before, after, cfg.gate)
+
+
+def finish_iteration(run: RunDir, idir: Path, summary: dict) -> None:
+    write_json(idir / "summary.json", summary)
+    iterations = [s for s in run.manifest.data.get("iterations", []) if s["iteration"] != summary["iteration"]]
+    run.manifest.data["iterations"] = iterations + [summary]
+    run.manifest.save()
+    log.info("iteration %d: %s", summary["iteration"], json.dumps(summary, default=str))
+
+
+def write_report(run: RunDir) -> None:
+    """The run report (report.md, report.html) from the run folder alone."""
+    from iteralign.report import render_report
+
+    render_report(run.path)

@@ -1,0 +1,117 @@
+"""Deterministic replies from a rules file: the backend for tests and dry runs.
+
+A rules file (YAML)::
+
+    rules:
+      - match: "(?i)bomb|poison"       # regex searched in the last user message
+        reply: "I can't help with that."
+      - match: "Evaluate the following"
+        on: conversation                # search the whole conversation text instead
+        reply: "Evaluation: Negative."
+    default: "Sure! Here is how."
+    loglikelihood:                      # optional, for the Scorer interface
+      - match: " Paris"                 # regex searched in the continuation
+        logprob: -1.5
+    default_logprob_per_char: -0.5
+
+Replies may use ``{prompt}`` (the last user message). The same input always gives the same output, so a scripted
+oracle exercises every branch of the loop without a model. It is not a stand-in for real behaviour in demos.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from iteralign.models.base import ChatModel, Scorer
+from iteralign.types import Completion, Conversation, GenerationParams, LoglikelihoodRequest
+
+
+class Rule(BaseModel):
+    """One regex -> reply rule; the first matching rule wins."""
+
+    model_config = ConfigDict(extra="forbid")
+    match: str
+    reply: str
+    on: Literal["last_user", "conversation"] = "last_user"
+
+
+class ScoreRule(BaseModel):
+    """One regex on the continuation -> fixed log-likelihood."""
+
+    model_config = ConfigDict(extra="forbid")
+    match: str
+    logprob: float
+
+
+class Rules(BaseModel):
+    """The whole rules file."""
+
+    model_config = ConfigDict(extra="forbid")
+    rules: list[Rule] = Field(default_factory=list)
+    default: str = "OK."
+    loglikelihood: list[ScoreRule] = Field(default_factory=list)
+    default_logprob_per_char: float = -0.5
+
+
+def _last_user(conv: Conversation) -> str:
+    return next((m["content"] for m in reversed(conv) if m["role"] == "user"), "")
+
+
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    cuts = [text.index(s) for s in stop if s and s in text]
+    return text[: min(cuts)] if cuts else text
+
+
+class ScriptedModel(ChatModel, Scorer):
+    """Answers by the first rule whose regex matches; scores by rule or by length."""
+
+    def __init__(self, rules: Rules, name: str = "scripted") -> None:
+        self.rules = rules
+        self.name = name
+        self.calls = 0  # conversations answered (for tests of caching and resume)
+        self._compiled = [(re.compile(r.match, re.S), r) for r in rules.rules]
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ScriptedModel":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"scripted model rules file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            return cls(Rules.model_validate(data), name=f"scripted:{path}")
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise ValueError(f"invalid scripted rules file {path}: {exc}") from exc
+
+    def identity(self) -> dict:
+        return {"backend": "scripted", "rules": self.rules.model_dump()}
+
+    def reply(self, conv: Conversation) -> str:
+        last = _last_user(conv)
+        whole = "\n".join(m["content"] for m in conv)
+        for pattern, rule in self._compiled:
+            if pattern.search(whole if rule.on == "conversation" else last):
+                return rule.reply.replace("{prompt}", last)
+        return self.rules.default.replace("{prompt}", last)
+
+    def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Completion]:
+        out = []
+        for conv in conversations:
+            self.calls += 1
+            words = _cut_at_stop(self.reply(conv), params.stop).split(" ")
+            text = " ".join(words[: params.max_new_tokens])
+            finish = "length" if len(words) > params.max_new_tokens else "stop"
+            prompt_tokens = sum(len(m["content"].split()) for m in conv)
+            out.append(Completion(text, finish, prompt_tokens, len(text.split())))
+        return out
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[float]:
+        scores = []
+        for req in requests:
+            rule = next((r for r in self.rules.loglikelihood if re.search(r.match, req.continuation)), None)
+            scores.append(rule.logprob if rule else self.rules.default_logprob_per_char * len(req.continuation))
+        return scores

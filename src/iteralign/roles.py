@@ -1,0 +1,67 @@
+"""Model roles for a run: target, oracle, judges, reviser. Loads each model once, shares one call cache, counts usage.
+
+Roles that name the same model config share one loaded instance (the default oracle is also the default judge).
+Every model is wrapped in ``CachedChatModel`` so the run's ledger (calls, tokens, cache hits) comes from one place.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+from iteralign.config import JudgeConfig, RunConfig
+from iteralign.judges import Judge, JudgePanel, PaperJudge, PolicyJudge, RefusalJudge
+from iteralign.models.base import ModelConfig, load_model
+from iteralign.models.cache import CachedChatModel, CallCache, cached
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("ITERALIGN_CACHE", Path.home() / ".cache" / "iteralign"))
+
+
+class Roles:
+    """Loads models on first use; ``usage()`` sums the counters of every model loaded so far."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        path = cfg.run.cache_path or default_cache_dir() / "calls.sqlite"
+        self.cache = CallCache(path) if cfg.run.cache else None
+        self._loaded: dict[str, CachedChatModel] = {}
+        self._retired: list[dict] = []  # usage of released models
+
+    def get(self, model_cfg: ModelConfig) -> CachedChatModel:
+        key = model_cfg.model_dump_json()
+        if key not in self._loaded:
+            self._loaded[key] = cached(load_model(model_cfg), self.cache if model_cfg.cache else None)
+        return self._loaded[key]
+
+    def release(self, model_cfg: ModelConfig) -> None:
+        """Drop a model (e.g. the previous iteration's target) and free its memory; its counts stay in the ledger."""
+        model = self._loaded.pop(model_cfg.model_dump_json(), None)
+        if model is not None:
+            self._retired.append(vars(model.usage).copy())
+            model.close()
+            gc.collect()
+
+    @property
+    def oracle(self) -> CachedChatModel:
+        return self.get(self.cfg.models.oracle)
+
+    def panel(self, judge_cfg: JudgeConfig, principles: list[str] | None = None) -> JudgePanel:
+        """The judge panel; policy judges see ``principles`` (the current constitution)."""
+        judges: list[Judge] = []
+        for spec in judge_cfg.judges:
+            if spec.kind == "refusal":
+                judges.append(RefusalJudge())
+                continue
+            model = self.get(spec.model or self.cfg.models.oracle)
+            kw = {"retries": judge_cfg.retries, "max_new_tokens": judge_cfg.max_new_tokens}
+            judges.append(PaperJudge(model, **kw) if spec.kind == "paper" else PolicyJudge(model, principles, **kw))
+        return JudgePanel(judges, judge_cfg.combine)
+
+    def usage(self) -> dict:
+        """Totals over all models: calls (to a model), cache hits, prompt and completion tokens."""
+        rows = self._retired + [vars(m.usage) for m in self._loaded.values()]
+        keys = ("calls", "cache_hits", "prompt_tokens", "completion_tokens")
+        return {k: sum(r.get(k, 0) for r in rows) for k in keys}

@@ -1,0 +1,170 @@
+"""The run folder: atomic writes, the manifest, append-only JSONL stages, and resume.
+
+Layout (see README): ``config.yaml``, ``manifest.json``, ``constitution.yaml``, ``split.json``, ``iter-NNN/...``.
+Every whole-file write is atomic (temp file + ``os.replace``), so a crash leaves the old or the new file, never half
+of one. JSONL stage outputs are appended one record at a time and fsync'ed, so a crash mid-stage resumes mid-stage;
+a torn last line (a crash during the append) is detected and cut off on the next open. A stage whose manifest entry
+is ``done`` with the same input hash is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+
+class RunError(RuntimeError):
+    """A run folder that cannot be used as asked (bad name, foreign config, corrupt manifest)."""
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def content_hash(data: Any) -> str:
+    """A short stable hash of JSON-able data: the input hash of a stage."""
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def safe_run_name(name: str) -> str:
+    """Run names become folder names: refuse anything that could escape the runs root."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) or ".." in name:
+        raise RunError(f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' (no '..', no '/')")
+    return name
+
+
+class JsonlLog:
+    """An append-only JSONL file of records keyed by ``id``; repairs a torn last line on open."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict] = []
+        self.repaired = False
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        good_end = 0
+        for line in raw.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # torn final line: the crash hit mid-append
+            try:
+                self.records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+            good_end += len(line)
+        if good_end != len(raw):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(good_end)
+            self.repaired = True
+
+    @property
+    def done_ids(self) -> set[str]:
+        return {r["id"] for r in self.records}
+
+    def append(self, records: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.records.extend(records)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return JsonlLog(path).records
+
+
+class Manifest:
+    """``manifest.json``: per stage its status, input hash, outputs, timings and model-call counts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"stages": {}}
+        except json.JSONDecodeError as exc:
+            raise RunError(f"corrupt manifest {path}: {exc}; restore it or start a new run name") from exc
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+    def stage(self, key: str) -> dict[str, Any]:
+        return self.data["stages"].get(key, {})
+
+    def is_done(self, key: str, input_hash: str) -> bool:
+        entry = self.stage(key)
+        return entry.get("status") == "done" and entry.get("input_hash") == input_hash
+
+    def mark(self, key: str, **fields: Any) -> None:
+        self.data["stages"].setdefault(key, {}).update(fields)
+        self.save()
+
+
+class RunDir:
+    """One run's folder and manifest; stages write through it."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.path = Path(root) / safe_run_name(name)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest(self.path / "manifest.json")
+
+    def iter_dir(self, iteration: int) -> Path:
+        path = self.path / f"iter-{iteration:03d}"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def write_config(self, config: dict) -> None:
+        atomic_write(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+    @contextmanager
+    def stage(self, key: str, input_hash: str, usage: Any = None) -> Iterator[dict]:
+        """Record a stage's run in the manifest: running -> done, with timings and the model calls it made.
+
+        The body may fill the yielded dict with extra manifest fields (record counts, outputs). A crash leaves
+        the entry ``running``; the rerun records the time of both attempts in ``seconds_total``.
+        """
+        started = time.time()
+        before = _usage_snapshot(usage)
+        self.manifest.mark(key, status="running", input_hash=input_hash, started=started)
+        info: dict[str, Any] = {}
+        yield info
+        prev_seconds = self.manifest.stage(key).get("seconds_total", 0.0)
+        seconds = round(time.time() - started, 2)
+        self.manifest.mark(key, status="done", finished=time.time(), seconds=seconds,
+                           seconds_total=round(prev_seconds + seconds, 2), usage=_usage_delta(usage, before), **info)
+
+
+def _usage_snapshot(usage: Any) -> dict:
+    return dict(usage()) if callable(usage) else {}
+
+
+def _usage_delta(usage: Any, before: dict) -> dict:
+    now = _usage_snapshot(usage)
+    return {k: v - before.get(k, 0) for k, v in now.items()}

@@ -1,0 +1,142 @@
+"""Supervised fine-tuning of the target on (prompt, revised answer), loss on the answer only. Output: ``sft/``.
+
+Runs TRL's ``SFTTrainer`` on a conversational prompt-completion dataset (so the chat template is applied and the
+loss is computed on completion tokens only), with a peft LoRA adapter (default) or full fine-tuning. Each iteration
+warm-starts from the previous one: LoRA continues training the previous adapter, full SFT starts from the previous
+saved model. Checkpoints are saved per epoch and training resumes from the last one after a crash; the final adapter
+(or model) is written to a temp folder and renamed, so ``sft/adapter`` exists only when complete.
+
+Also runnable as ``python -m iteralign.stages.sft JOB.json`` (what ``accelerate launch`` runs for multi-GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from iteralign.config import SFTConfig
+
+
+class SFTJob(BaseModel):
+    """Everything one training run needs, serialisable so a launcher can hand it to worker processes."""
+
+    model_config = ConfigDict(extra="forbid")
+    base: str  # local directory or hub id of the base weights
+    init_adapter: str | None = None  # previous iteration's adapter (LoRA warm start)
+    examples: list[dict]  # {"prompt": str, "completion": str}
+    out_dir: str
+    cfg: SFTConfig
+    seed: int = 0
+    trust_remote_code: bool = False
+
+
+def to_dataset(examples: list[dict]):
+    """Conversational prompt-completion rows: TRL applies the chat template and masks the prompt."""
+    from datasets import Dataset
+
+    return Dataset.from_list([
+        {"prompt": [{"role": "user", "content": e["prompt"]}],
+         "completion": [{"role": "assistant", "content": e["completion"]}]}
+        for e in examples
+    ])
+
+
+def _load_model(job: SFTJob):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if job.cfg.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(job.base, dtype=dtype, trust_remote_code=job.trust_remote_code)
+    if job.init_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, job.init_adapter, is_trainable=True)
+    return model
+
+
+def _peft_config(job: SFTJob):
+    if job.cfg.method != "lora" or job.init_adapter:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=job.cfg.lora_r, lora_alpha=job.cfg.lora_alpha, lora_dropout=job.cfg.lora_dropout,
+                      target_modules=job.cfg.lora_target_modules, task_type="CAUSAL_LM")
+
+
+def train(job: SFTJob) -> dict:
+    """Fine-tune and save; returns training statistics. Idempotent: a finished output is not retrained."""
+    import torch
+    from transformers import AutoTokenizer
+    from trl import SFTConfig as TRLConfig
+    from trl import SFTTrainer
+
+    out = Path(job.out_dir)
+    final = out / ("adapter" if job.cfg.method == "lora" else "model")
+    if final.exists():
+        return json.loads((out / "train_stats.json").read_text())
+    ckpt_dir = out / "checkpoints"
+    tokenizer = AutoTokenizer.from_pretrained(job.base, trust_remote_code=job.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    args = TRLConfig(
+        output_dir=str(ckpt_dir), num_train_epochs=job.cfg.epochs, per_device_train_batch_size=job.cfg.batch_size,
+        gradient_accumulation_steps=job.cfg.grad_accum, learning_rate=job.cfg.learning_rate,
+        lr_scheduler_type=job.cfg.lr_scheduler, warmup_ratio=job.cfg.warmup_ratio, bf16=job.cfg.bf16,
+        max_length=job.cfg.max_length, completion_only_loss=True, save_strategy="epoch", save_total_limit=1,
+        logging_steps=1, report_to="none", seed=job.seed, use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=False, dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(model=_load_model(job), args=args, train_dataset=to_dataset(job.examples),
+                         processing_class=tokenizer, peft_config=_peft_config(job))
+    started = time.time()
+    resume = any(ckpt_dir.glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    stats = {"examples": len(job.examples), "steps": result.global_step, "train_loss": result.training_loss,
+             "seconds": round(time.time() - started, 2), "resumed": resume,
+             "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]}
+    if trainer.accelerator.is_main_process:
+        tmp = out / f".{final.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        trainer.model.save_pretrained(str(tmp))
+        if job.cfg.method == "full":
+            tokenizer.save_pretrained(str(tmp))
+        (out / "train_stats.json").write_text(json.dumps(stats, indent=2))
+        tmp.rename(final)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return stats
+
+
+def base_weights(spec: str) -> str:
+    """The directory (or hub id) of a model spec's weights, as transformers loads them for training."""
+    from iteralign.models.base import parse_spec
+
+    parsed = parse_spec(spec)
+    if parsed.backend == "offline":
+        from iteralign.models.offline import ensure_converted
+
+        return str(ensure_converted(parsed.name))
+    if parsed.backend == "gguf":
+        from iteralign.models.offline import convert_gguf
+
+        return str(convert_gguf(parsed.name))
+    if parsed.backend in ("hf", "vllm"):
+        return parsed.name
+    raise ValueError(f"cannot fine-tune {spec!r}: the target must be a local model (hf:, gguf:, offline:, vllm:)")
+
+
+def run_sft(job: SFTJob) -> dict:
+    """Train in this process, or under ``accelerate launch`` when the config asks for several processes."""
+    if job.cfg.launcher == "accelerate" and job.cfg.num_processes > 1:
+        from iteralign.stages.launcher import launch
+
+        return launch(job)
+    return train(job)
+
+
+if __name__ == "__main__":  # python -m iteralign.stages.sft JOB.json  (used by the accelerate launcher)
+    train(SFTJob.model_validate_json(Path(sys.argv[1]).read_text()))
