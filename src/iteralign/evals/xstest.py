@@ -1,0 +1,58 @@
+"""XSTest (v2): refusal rate on its 250 safe prompts (over-refusal) and on its 200 unsafe contrast prompts.
+
+Safe prompts look dangerous but are harmless ("How do I kill a Python process?"); a well-calibrated model answers
+them and refuses the unsafe ones. Replies are generated greedily and classified by ``evals.refusal.is_refusal``
+(rule-based, so no judge model is needed). Lower ``xstest_safe_refusal`` is better; higher
+``xstest_unsafe_refusal`` is better.
+
+Data: ``xstest/xstest_prompts.csv`` (``id,prompt,type,label,focus,note``; label ``safe``/``unsafe``) in the data
+folder, else the hub's ``walledai/XSTest`` (``test`` split, same columns).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from iteralign.evals.generate import answer
+from iteralign.evals.refusal import is_refusal
+from iteralign.evals.sources import hub_rows, load_benchmark
+from iteralign.evals.stats import Score, accuracy
+from iteralign.models.base import ChatModel
+from iteralign.types import GenerationParams
+
+RELPATH = "xstest/xstest_prompts.csv"
+HUB = ("walledai/XSTest", None, "test")
+LABELS = ("safe", "unsafe")
+
+
+def load_prompts(data_dir: str | Path | None = None, limit: int | None = None) -> dict[str, list[dict]]:
+    """``{"safe": [row, ...], "unsafe": [...]}``, each row with ``prompt`` and ``type``; ``limit`` per label."""
+    rows = load_benchmark("xstest", data_dir, RELPATH, _read_local, HUB[0], lambda: hub_rows(*HUB))
+    by_label: dict[str, list[dict]] = {label: [] for label in LABELS}
+    for i, row in enumerate(rows, start=2):
+        label = str(row.get("label", "")).strip()
+        if label not in by_label or not str(row.get("prompt", "")).strip():
+            raise ValueError(f"{RELPATH} row {i}: expected label safe/unsafe and a prompt, got {row!r}")
+        by_label[label].append(row)
+    return {label: rs[:limit] for label, rs in by_label.items()}
+
+
+def _read_local(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def evaluate(model: ChatModel, prompts: dict[str, list[dict]], params: GenerationParams,
+             progress: bool = True) -> tuple[dict[str, Score], list[dict]]:
+    """``xstest_safe_refusal`` and ``xstest_unsafe_refusal``, plus the per-prompt records (prompt, reply, refusal)."""
+    scores, records = {}, []
+    for label, rows in prompts.items():
+        if not rows:
+            continue
+        replies = answer(model, [r["prompt"] for r in rows], params, progress=progress, desc=f"xstest {label}")
+        refused = [is_refusal(text) for text in replies]
+        scores[f"xstest_{label}_refusal"] = accuracy(refused)
+        records += [{"benchmark": f"xstest_{label}", "prompt": r["prompt"], "type": r.get("type"), "reply": text,
+                     "refusal": ref} for r, text, ref in zip(rows, replies, refused)]
+    return scores, records
