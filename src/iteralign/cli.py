@@ -45,6 +45,75 @@ def generate(
     typer.echo(chat.generate([user(prompt, system)], params)[0].text)
 
 
+@app.command()
+def models() -> None:
+    """List the offline models (shipped in PyPI packages): installed and converted state, sizes, install command."""
+    from iteralign.models.offline import cache_dir, list_models
+
+    mb = lambda n: f"{n / 1e6:,.0f} MB" if n else "-"  # noqa: E731
+    typer.echo(f"{'name':30} {'installed':9} {'converted':9} {'gguf':>9} {'on disk':>9}  upstream")
+    rows = list_models()
+    for row in rows:
+        typer.echo(f"{row['name']:30} {'yes' if row['installed'] else 'no':9} {'yes' if row['converted'] else 'no':9} "
+                   f"{mb(row['gguf_bytes']):>9} {mb(row['converted_bytes']):>9}  {row['hub_id']}")
+    for row in (r for r in rows if not r["installed"]):
+        typer.echo(f"\nto install {row['name']}:\n  {row['install']}")
+    typer.echo(f"\ncache: {cache_dir()}  (use as offline:<name>; converted on first use)")
+
+
+@app.command()
+def serve(
+    model: str = typer.Option(..., "--model", "-m", help="Model spec to serve, e.g. offline:smollm2-135m-instruct."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; keep loopback unless you set --api-key-env."),
+    port: int = typer.Option(8000, help="TCP port."),
+    fault_plan: Optional[Path] = typer.Option(None, help="YAML/JSON fault plan (429, 500, timeout, malformed, ok)."),
+    api_key_env: Optional[str] = typer.Option(
+        None, help="Require 'Authorization: Bearer <key>', the key read from this environment variable."),
+    name: Optional[str] = typer.Option(None, help="Model id reported by /v1/models (default: the spec)."),
+) -> None:
+    """Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
+    from iteralign.serve import serve as run_server
+
+    run_server(model, host=host, port=port, fault_plan=fault_plan, api_key_env=api_key_env, name=name)
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Argument(None, help="Run config YAML (default: configs/default.yaml)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set sft.epochs=1 (repeatable)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the model-call cache."),
+) -> None:
+    """Run the alignment loop; rerunning the same command resumes where it stopped."""
+    import logging
+
+    from iteralign.config import ConfigError, load_config
+    from iteralign.loop import run_loop
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = list(set_) + (["run.cache=false"] if no_cache else [])
+    try:
+        cfg = load_config(config or Path("configs/default.yaml"), overrides)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    path = run_loop(cfg)
+    typer.echo(f"run folder: {path}")
+
+
+@app.command()
+def constitution(run_dir: Path = typer.Argument(..., help="A run folder (or a constitution.yaml file).")) -> None:
+    """Print a run's principles with their provenance (iteration, source failures, status, uses)."""
+    from iteralign.constitution import load
+
+    path = run_dir / "constitution.yaml" if run_dir.is_dir() else run_dir
+    if not path.exists():
+        typer.echo(f"no constitution at {path}", err=True)
+        raise typer.Exit(2)
+    for p in load(path):
+        typer.echo(f"{p.id} [{p.status}] iteration {p.iteration}, from {len(p.source_failure_ids)} failure(s), "
+                   f"{p.uses} use(s)\n    {p.text}")
+
+
 @app.command("eval")
 def eval_(
     model: str = typer.Option(..., "--model", "-m", help="Model spec, e.g. offline:smollm2-135m-instruct."),

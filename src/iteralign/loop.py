@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from iteralign.config import RunConfig, dump_config
-from iteralign.constitution import Constitution
+from iteralign.constitution import Constitution, dumps, load, save
 from iteralign.data.sources import load_prompts, load_sources
 from iteralign.data.split import PromptSplit, SplitRecord, split_prompts
 from iteralign.models.base import ModelConfig
@@ -39,6 +39,8 @@ def run_loop(cfg: RunConfig) -> Path:
     for it in range(cfg.stop.max_iterations):
         idir = run.iter_dir(it)
         pool = pick_pool(cfg, split, it)
+        if not pool:
+            break  # paper mode: every chunk has been red-teamed
         answers = stage(run, f"iter-{it:03d}/redteam", [target, pool, cfg.redteam.generation], roles, lambda: redteam(
             pool, roles.get(target), cfg.redteam.generation, idir / "redteam.jsonl", target.batch_size))
         verdicts = stage(run, f"iter-{it:03d}/judge", [cfg.judge, answers], roles, lambda: judge_stage(
@@ -54,7 +56,7 @@ def run_loop(cfg: RunConfig) -> Path:
                 break
             continue
         store = proposal_stage(cfg, run, roles, idir, it, failures)
-        revisions = stage(run, f"iter-{it:03d}/reflect", [cfg.reflect, failures, store.model_dump()], roles,
+        revisions = stage(run, f"iter-{it:03d}/reflect", [cfg.reflect, failures, dumps(store)], roles,
                           lambda: reflect(failures, principle_chooser(cfg, store, it), roles.get(cfg.models.reviser or target),
                                           roles.panel(cfg.judge, [p.text for p in store.active()]), cfg.reflect,
                                           idir / "revisions.jsonl", target.batch_size))
@@ -172,7 +174,7 @@ def pick_pool(cfg: RunConfig, split: PromptSplit, iteration: int) -> list[dict]:
 
 def active_texts(run: RunDir) -> list[str]:
     path = run.path / "constitution.yaml"
-    return [p.text for p in Constitution.load(path).active()] if path.exists() else []
+    return [p.text for p in load(path).active()] if path.exists() else []
 
 
 def proposal_stage(cfg: RunConfig, run: RunDir, roles: Roles, idir: Path, it: int, failures: list[dict]) -> Constitution:
@@ -180,13 +182,12 @@ def proposal_stage(cfg: RunConfig, run: RunDir, roles: Roles, idir: Path, it: in
     snapshot, main = idir / "constitution.in.yaml", run.path / "constitution.yaml"
     threshold = cfg.propose.similarity_threshold
     if not snapshot.exists():
-        (Constitution.load(main) if main.exists() else Constitution(similarity_threshold=threshold)).save(snapshot)
-    store = Constitution.load(snapshot)
-    store.similarity_threshold = threshold
-    stage(run, f"iter-{it:03d}/propose", [cfg.propose, failures, store.model_dump()], roles,
+        save(load(main) if main.exists() else Constitution(), snapshot)
+    store = load(snapshot, similarity_threshold=threshold)
+    stage(run, f"iter-{it:03d}/propose", [cfg.propose, failures, dumps(store)], roles,
           lambda: propose(failures, roles.oracle, store, it, cfg.propose, idir / "proposals.jsonl"),
           outputs=[idir / "proposals.jsonl"])
-    store.save(main)
+    save(store, main)
     return store
 
 

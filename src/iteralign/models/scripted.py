@@ -6,7 +6,7 @@ A rules file (YAML)::
       - match: "(?i)bomb|poison"       # regex searched in the last user message
         reply: "I can't help with that."
       - match: "Evaluate the following"
-        on: conversation                # search the whole conversation text instead
+        scope: conversation             # search the whole conversation text instead
         reply: "Evaluation: Negative."
     default: "Sure! Here is how."
     loglikelihood:                      # optional, for the Scorer interface
@@ -37,7 +37,7 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
     match: str
     reply: str
-    on: Literal["last_user", "conversation"] = "last_user"
+    scope: Literal["last_user", "conversation"] = "last_user"
 
 
 class ScoreRule(BaseModel):
@@ -94,7 +94,7 @@ class ScriptedModel(ChatModel, Scorer):
         last = _last_user(conv)
         whole = "\n".join(m["content"] for m in conv)
         for pattern, rule in self._compiled:
-            if pattern.search(whole if rule.on == "conversation" else last):
+            if pattern.search(whole if rule.scope == "conversation" else last):
                 return rule.reply.replace("{prompt}", last)
         return self.rules.default.replace("{prompt}", last)
 

@@ -15,15 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from iteralign.config import ReflectConfig
-from iteralign.constitution import Principle
+from iteralign.constitution import Principle, render
 from iteralign.judges import JudgeItem, JudgePanel
 from iteralign.models.base import ChatModel
 from iteralign.stages.batching import process
 from iteralign.templates import load_prompt
-
-
-def render(principles: list[Principle]) -> str:
-    return "\n".join(f"{n}. {p.text}" for n, p in enumerate(principles, 1))
 
 
 def revision_conversation(failure: dict, principles: list[Principle], mode: str) -> list[dict]:
