@@ -46,6 +46,8 @@ def text_id(text: str, prefix: str = "p-") -> str:
 
 def stem(word: str) -> str:
     """Strip a few English suffixes so that 'provides', 'providing' and 'provided' meet; short words are kept."""
+    if word.endswith(("ss", "us", "is")):  # harmless, virus, analysis: not plurals
+        return word
     for suffix in ("ingly", "ing", "edly", "ed", "ies", "es", "s", "ly"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
