@@ -1,0 +1,232 @@
+"""The transformers backend: chat generation and log-likelihood scoring with a local or hub causal LM.
+
+``HFModel.load(path_or_hub_id, cfg)`` loads weights with ``AutoModelForCausalLM`` (optionally a PEFT LoRA adapter on
+top) and the tokenizer with ``AutoTokenizer``. Generation is batched: prompts are sorted by length, cut into batches
+of ``cfg.batch_size``, left-padded with an attention mask, and answered with one ``model.generate`` per batch;
+results come back in the caller's order. Greedy batched output equals one-at-a-time output in float32 (tested).
+
+Scoring (``loglikelihood``) tokenizes like lm-evaluation-harness (see ``hf_scoring``) so our multiple-choice numbers
+are comparable with published ones.
+
+Why not a pipeline: ``pipeline("text-generation")`` pads and batches too, but hides the token accounting and the
+finish reason, and cannot take our frequency-penalty processor.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from iteralign.models.base import ChatModel, ModelConfig, Scorer
+from iteralign.models.hf_scoring import score_requests
+from iteralign.models.hf_weights import adapter_fingerprint, weights_fingerprint
+from iteralign.types import Completion, Conversation, FinishReason, GenerationParams, LoglikelihoodRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+#: Used when the tokenizer has no chat template and none is configured. Its stop string keeps a base model from
+#: writing the next user turn itself.
+PLAIN_STOP = "\nUser:"
+
+
+def render_plain(conversation: Conversation) -> str:
+    """The fallback prompt format: ``System: ...\\nUser: ...\\nAssistant:`` (a trailing assistant turn is continued)."""
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
+    if not conversation or conversation[-1]["role"] != "assistant":
+        lines.append("Assistant:")
+    return "\n".join(lines)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; anything else is passed to torch as is."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
+    """``auto`` -> bfloat16 (on CPU it generated 2.5x faster than float32 here, see BENCHMARKS.md; on GPUs without
+    bf16 support, float16); an explicit dtype is respected."""
+    import torch
+
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+class FrequencyPenalty:
+    """OpenAI-style frequency penalty as a transformers LogitsProcessor (transformers has none).
+
+    Subtracts ``penalty * count`` from each token's logit, counting occurrences in the *generated* part only
+    (columns from ``prompt_len`` on), as the OpenAI API does. It runs after transformers' own processors.
+    """
+
+    def __init__(self, penalty: float, prompt_len: int):
+        self.penalty, self.prompt_len = penalty, prompt_len
+
+    def __call__(self, input_ids: "torch.LongTensor", scores: "torch.FloatTensor") -> "torch.FloatTensor":
+        generated = input_ids[:, self.prompt_len :]
+        if generated.shape[1] == 0:
+            return scores
+        counts = scores.new_zeros(scores.shape).scatter_add_(1, generated, scores.new_ones(generated.shape))
+        return scores - self.penalty * counts
+
+
+class HFModel(ChatModel, Scorer):
+    """A transformers causal LM answering conversations and scoring continuations."""
+
+    def __init__(self, model: Any, tokenizer: Any, cfg: ModelConfig, name: str, weights: str,
+                 adapter: str | None = None, chat_template: str | None = None):
+        self._model, self._tokenizer, self.cfg, self.name = model, tokenizer, cfg, name
+        self._weights, self._adapter = weights, adapter
+        if chat_template is not None:
+            tokenizer.chat_template = chat_template
+        if tokenizer.pad_token is None:  # e.g. Llama: pad with eos; the attention mask hides it
+            tokenizer.pad_token = tokenizer.eos_token
+        self._eos_ids = self._collect_eos_ids()
+
+    @classmethod
+    def load(cls, path_or_hub_id: str, cfg: ModelConfig, name: str | None = None) -> "HFModel":
+        """Load weights (+ optional LoRA adapter) and tokenizer from a local directory or a hub id."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        template = None
+        if cfg.chat_template:
+            template_path = Path(cfg.chat_template)
+            if not template_path.is_file():
+                raise FileNotFoundError(f"chat_template: no such file {template_path} (model {cfg.spec})")
+            template = template_path.read_text(encoding="utf-8")
+        device = resolve_device(cfg.device)
+        tokenizer = AutoTokenizer.from_pretrained(path_or_hub_id, trust_remote_code=cfg.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path_or_hub_id, dtype=resolve_dtype(cfg.dtype, device), trust_remote_code=cfg.trust_remote_code
+        ).to(device)
+        adapter = None
+        if cfg.adapter:
+            from peft import PeftModel
+
+            adapter = adapter_fingerprint(cfg.adapter)
+            model = PeftModel.from_pretrained(model, cfg.adapter)
+        model.eval()
+        return cls(model, tokenizer, cfg, name or f"hf:{path_or_hub_id}", weights_fingerprint(path_or_hub_id),
+                   adapter, template)
+
+    # -- what SFT and evals reuse ------------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The underlying ``PreTrainedModel`` (or ``PeftModel``), e.g. for the SFT stage."""
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer, with its pad token set and the configured chat template applied."""
+        return self._tokenizer
+
+    def identity(self) -> dict[str, Any]:
+        """Backend, name, weights and adapter fingerprints, template, dtype and device: all that changes outputs."""
+        template = self._tokenizer.chat_template or render_plain.__doc__
+        return {
+            "backend": "hf", "name": self.name, "weights": self._weights, "adapter": self._adapter,
+            "chat_template": hashlib.sha256(str(template).encode()).hexdigest()[:16],
+            "dtype": str(self._model.dtype).removeprefix("torch."), "device": self._model.device.type,
+        }
+
+    def release(self) -> None:
+        """Drop the model and free its memory (CPU and GPU); the object is unusable afterwards."""
+        import torch
+
+        self._model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    close = release
+
+    # -- generation --------------------------------------------------------------------------------------------
+    def encode_chat(self, conversation: Conversation) -> list[int]:
+        """Prompt token ids for a conversation: the chat template (or the plain fallback) + the generation cue."""
+        tok = self._tokenizer
+        if not tok.chat_template:
+            return tok(render_plain(conversation)).input_ids
+        prefill = bool(conversation) and conversation[-1]["role"] == "assistant"
+        text = tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=not prefill,
+                                       continue_final_message=prefill)
+        return tok(text, add_special_tokens=False).input_ids  # the template already wrote the special tokens
+
+    def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Completion]:
+        """Answer every conversation; batched by length, returned in the given order."""
+        import torch
+
+        prompts = [self.encode_chat(c) for c in conversations]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        results: list[Completion | None] = [None] * len(prompts)
+        torch.manual_seed(params.seed)
+        for start in range(0, len(order), self.cfg.batch_size):
+            batch = order[start : start + self.cfg.batch_size]
+            for i, completion in zip(batch, self._generate_batch([prompts[i] for i in batch], params)):
+                results[i] = completion
+        return results  # type: ignore[return-value]
+
+    def _stop_strings(self, params: GenerationParams) -> list[str]:
+        stops = list(params.stop)
+        if not self._tokenizer.chat_template and PLAIN_STOP not in stops:
+            stops.append(PLAIN_STOP)
+        return stops
+
+    def _generate_batch(self, prompts: list[list[int]], params: GenerationParams) -> list[Completion]:
+        import torch
+
+        tok = self._tokenizer
+        enc = tok.pad({"input_ids": prompts}, padding=True, padding_side="left", return_tensors="pt")
+        enc = {k: v.to(self._model.device) for k, v in enc.items()}
+        width = enc["input_ids"].shape[1]
+        stops = self._stop_strings(params)
+        sampling = params.temperature > 0
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=params.max_new_tokens, do_sample=sampling, pad_token_id=tok.pad_token_id,
+            eos_token_id=sorted(self._eos_ids), repetition_penalty=params.repetition_penalty,
+        )
+        if sampling:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if stops:
+            kwargs.update(stop_strings=stops, tokenizer=tok)
+        if params.frequency_penalty:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([FrequencyPenalty(params.frequency_penalty, width)])
+        with torch.inference_mode():
+            out = self._model.generate(**enc, **kwargs)
+        return [self._completion(row[width:].tolist(), len(p), stops) for row, p in zip(out, prompts)]
+
+    def _completion(self, new_ids: list[int], prompt_tokens: int, stops: list[str]) -> Completion:
+        """Cut the padding after eos, decode, cut before the first stop string, and say why generation ended."""
+        ends = {*self._eos_ids, self._tokenizer.pad_token_id}
+        end = next((k for k, t in enumerate(new_ids) if t in ends), None)
+        kept = new_ids if end is None else new_ids[:end]
+        text = self._tokenizer.decode(kept, skip_special_tokens=True)
+        cut = min((text.find(s) for s in stops if s in text), default=-1)
+        # A row stopped by a stop string is filled with pad, which may equal eos: that fill is not a generated eos.
+        eos_hit = end is not None and new_ids[end] in self._eos_ids and cut < 0
+        reason: FinishReason = "stop" if eos_hit or cut >= 0 or end is not None else "length"
+        return Completion(text=text[:cut] if cut >= 0 else text, finish_reason=reason,
+                          prompt_tokens=prompt_tokens, completion_tokens=len(kept) + int(eos_hit))
+
+    def _collect_eos_ids(self) -> set[int]:
+        """Every id that ends a turn: the generation config's eos id(s) and the tokenizer's eos."""
+        ids = getattr(self._model.generation_config, "eos_token_id", None)
+        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        if self._tokenizer.eos_token_id is not None:
+            ids.add(self._tokenizer.eos_token_id)
+        return ids
+
+    # -- scoring -----------------------------------------------------------------------------------------------
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[float]:
+        """Sum of continuation-token log-probs given the context, batched by length (lm-eval tokenization)."""
+        return score_requests(self._model, self._tokenizer, requests, self.cfg.batch_size)

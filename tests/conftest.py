@@ -1,0 +1,58 @@
+"""Shared test fixtures. Sections belong to the modules they serve; add yours additively."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# --- OpenAI-compatible server (serve.py, models/openai_api.py) ---------------------------------------------------
+
+SCRIPTED_RULES = """\
+rules:
+  - match: "(?i)bomb|poison"
+    reply: "I can't help with that."
+default: "Sure, here is a short answer about {prompt}"
+"""
+
+
+@dataclass
+class Served:
+    """A running server: its base URL (``http://127.0.0.1:<port>/v1``) and its ``ServerState`` (faults, stats)."""
+
+    url: str
+    state: object
+
+
+@pytest.fixture
+def scripted_rules(tmp_path: Path) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(SCRIPTED_RULES, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def scripted_server(scripted_rules: Path):
+    """A fresh OpenAI-compatible server over a scripted model, on a free loopback port, stopped after the test."""
+    from iteralign.models.scripted import ScriptedModel
+    from iteralign.serve import create_app, running_server
+
+    app = create_app(ScriptedModel.from_file(scripted_rules), name="scripted-test")
+    with running_server(app) as url:
+        yield Served(url, app.state.iteralign)
+
+
+# --- real small model (models/hf.py, models/offline.py) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smol_path() -> Path:
+    """SmolLM2-135M-Instruct converted to safetensors, in the normal cache (``$ITERALIGN_CACHE`` or
+    ``~/.cache/iteralign``) so that it is converted once (~20 s) and reused by every later test run."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from iteralign.models.offline import ensure_converted
+
+    return ensure_converted("smollm2-135m-instruct")
