@@ -2,8 +2,8 @@
 
 Two prompts or principles that differ only in case, punctuation, Unicode width or spacing are the same item: they get
 the same id (``text_id``) and deduplicate by exact equality of ``normalize``. Near-duplicates (the same principle
-reworded) are caught by ``jaccard`` on ``content_words``: lower-cased words with stopwords removed and a light
-suffix-stripping stemmer, cheap and explainable, with no model to download.
+reworded) are caught by ``jaccard`` on ``content_words``: lower-cased words with stopwords removed, a few common verbs
+mapped to one synonym and a light suffix-stripping stemmer: cheap and explainable, with no model to download.
 """
 
 from __future__ import annotations
@@ -28,6 +28,17 @@ STOPWORDS = frozenset(
     assistant assistants ai model models response responses respond answer answers user users reply replies always
     never ensure""".split()
 )
+
+#: Verbs principles use interchangeably, mapped (in all their forms) to one word so that rewordings meet.
+_SYNONYM_GROUPS = (
+    "give gives giving gave given provide provides providing provided share shares sharing shared supply supplies "
+    "supplying supplied offer offers offering offered",
+    "make makes making made build builds building built create creates creating created construct constructs "
+    "constructing constructed produce produces producing produced",
+    "refuse refuses refusing refused decline declines declining declined reject rejects rejecting rejected",
+    "dangerous unsafe hazardous",
+)
+SYNONYMS = {word: group.split()[0] for group in _SYNONYM_GROUPS for word in group.split()}
 
 
 def normalize(text: str) -> str:
@@ -56,7 +67,8 @@ def stem(word: str) -> str:
 
 def content_words(text: str) -> frozenset[str]:
     """The stemmed, stopword-free word set of ``text``: what similarity and relevance are computed on."""
-    return frozenset(stem(w) for w in normalize(text).split() if w not in STOPWORDS and not w.isdigit())
+    words = normalize(text).split()
+    return frozenset(stem(SYNONYMS.get(w, w)) for w in words if w not in STOPWORDS and not w.isdigit())
 
 
 def jaccard(a: Iterable[str], b: Iterable[str]) -> float:

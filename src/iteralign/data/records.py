@@ -152,7 +152,9 @@ def read_json(path: Path, shape: JsonShape = "any") -> Iterator[Row | RowError]:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
     expected = {"list": list, "nested": dict}.get(shape, (list, dict))
     if not isinstance(data, expected):
-        wanted = {"list": "a list", "nested": "a mapping {topic: {subtopic: [questions]}}"}.get(shape, "a list or mapping")
+        wanted = {"list": "a list", "nested": "a mapping {topic: {subtopic: [questions]}}"}.get(
+            shape, "a list or a mapping"
+        )
         raise DataError(f"{path}: expected {wanted} at the top level, found {type(data).__name__}")
     if isinstance(data, list):
         for index, item in enumerate(data, start=1):
