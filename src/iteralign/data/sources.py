@@ -221,8 +221,8 @@ def _hub_rows(cfg: PromptSourceConfig) -> Iterator[Row | RowError]:
         dataset = datasets.load_dataset(cfg.hub, cfg.hub_config, data_dir=cfg.hub_data_dir, split=cfg.split)
     except Exception as exc:  # datasets raises many types: ConnectionError, FileNotFoundError, DatasetNotFoundError...
         offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE")
-        hint = ("the hub is disabled (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set) and the data set is not cached"
-                if offline else "check the name and your network connection")
+        hint = ("The hub is disabled (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set) and the data set is not cached"
+                if offline else "Check the name and your network connection")
         raise DataError(f"{where}: cannot load data set: {type(exc).__name__}: {exc}. {hint}; or download it and "
                         f"point `path` at a local copy") from exc
     for index, record in enumerate(dataset, start=1):
