@@ -110,6 +110,16 @@ def test_near_duplicates_merge_provenance_instead_of_adding():
     assert store.get("P002").source_failure_ids == ["f1", "f2"]
 
 
+def test_same_additions_give_identical_files():
+    def build() -> str:
+        store = Constitution()
+        store.add([WEAPONS, PRIVACY], iteration=1, source_ids=["f1"])
+        store.add([CRISIS, WEAPONS], iteration=2, source_ids=["f2"])
+        return dumps(store)
+
+    assert build() == build()  # no wall-clock stamps: a resumed run writes the same constitution.yaml
+
+
 def test_similarity_threshold_is_configurable():
     reworded = "The assistant must decline to give step-by-step instructions for building weapons, bombs or explosives."
     default, strict = Constitution(), Constitution(similarity_threshold=0.95)
@@ -157,13 +167,14 @@ def test_render_numbers_and_indents_and_record_use():
 def test_yaml_round_trip_is_readable_and_atomic(tmp_path):
     store = Constitution()
     store.add([WEAPONS + " " + PRIVACY, CRISIS], iteration=1, source_ids=["p-1", "p-2"])
-    store.add(["Say clearly when you are unsure.\nNever invent citations or statistics."], 2, origin="user")
+    store.add(["Say clearly when you are unsure.\nNever invent citations or statistics."], 2, origin="user",
+              created="2025-01-02T03:04:05+00:00")
     store.set_status("P002", "pinned")
     path = tmp_path / "run" / "constitution.yaml"
     save(store, path)
     text = path.read_text()
     assert text.startswith("# iteralign constitution") and "text: >-" in text and "text: |-" in text
-    assert "source_failure_ids: [p-1, p-2]" in text
+    assert "source_failure_ids: [p-1, p-2]" in text and text.count("created:") == 1
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
     loaded = load(path)
     assert loaded.principles == store.principles

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -88,11 +87,15 @@ class Constitution:
         iteration: int,
         source_ids: Sequence[str] = (),
         origin: Literal["proposed", "user"] = "proposed",
+        created: str | None = None,
     ) -> list[Principle]:
         """Add new principles; a text that duplicates an existing (or earlier in ``texts``) principle only merges
-        ``source_ids`` into that principle's provenance. Returns the principles actually added."""
+        ``source_ids`` into that principle's provenance. Returns the principles actually added.
+
+        ``created`` (an ISO time) is recorded only when given: by default the file stays a pure function of the
+        inputs, so a resumed run writes the same ``constitution.yaml`` as an uninterrupted one.
+        """
         added: list[Principle] = []
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for text in texts:
             text = text.strip()
             if not text:
@@ -104,7 +107,7 @@ class Constitution:
                 continue
             principle = Principle(
                 id=self.next_id(), text=text, iteration=iteration, source_failure_ids=list(dict.fromkeys(source_ids)),
-                origin=origin, created=now,
+                origin=origin, created=created,
             )
             self.principles.append(principle)
             added.append(principle)
