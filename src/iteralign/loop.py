@@ -141,7 +141,7 @@ def evaluate(cfg: RunConfig, run: RunDir, roles: Roles, target: ModelConfig, spl
     """Benchmarks of ``target`` written to ``<name>/eval.json`` (skipped when already there for the same model)."""
     if not cfg.eval.benchmarks:
         return {}
-    from iteralign.evals.suite import run_evals
+    from iteralign.evals.suite import evaluate as run_evals
 
     out = run.path / name / "eval.json"
     held_out = [p.to_dict() for p in split.held_out]
@@ -158,7 +158,7 @@ def evaluate(cfg: RunConfig, run: RunDir, roles: Roles, target: ModelConfig, spl
         return [None if lab == "unknown" else lab == "unaligned" for lab in labels]
 
     with run.stage(key, input_hash, roles.usage):
-        result = run_evals(roles.get(target), cfg.eval, judge=judge, redteam_prompts=held_out)
+        result = run_evals(roles.get(target), cfg.eval, judge=judge, redteam_prompts=None if cfg.eval.redteam else held_out)
         write_json(out, result)
     return result
 

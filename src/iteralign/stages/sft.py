@@ -86,7 +86,7 @@ def train(job: SFTJob) -> dict:
     args = TRLConfig(
         output_dir=str(ckpt_dir), num_train_epochs=job.cfg.epochs, per_device_train_batch_size=job.cfg.batch_size,
         gradient_accumulation_steps=job.cfg.grad_accum, learning_rate=job.cfg.learning_rate,
-        lr_scheduler_type=job.cfg.lr_scheduler, warmup_ratio=job.cfg.warmup_ratio, bf16=job.cfg.bf16,
+        lr_scheduler_type=job.cfg.lr_scheduler, warmup_steps=job.cfg.warmup_ratio,  # a float < 1 is a ratio bf16=job.cfg.bf16,
         max_length=job.cfg.max_length, completion_only_loss=True, save_strategy="epoch", save_total_limit=1,
         logging_steps=1, report_to="none", seed=job.seed, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=False, dataloader_num_workers=0,
