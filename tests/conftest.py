@@ -56,3 +56,9 @@ def smol_path() -> Path:
     from iteralign.models.offline import ensure_converted
 
     return ensure_converted("smollm2-135m-instruct")
+
+
+# --- loop tests (tests/loop_helpers.py) ------------------------------------------------------------------------
+import sys as _sys
+
+_sys.path.insert(0, str(Path(__file__).parent))

@@ -1,4 +1,4 @@
-"""The `iteralign` command line: run, eval, report, constitution, models, generate, serve.
+"""The `iteralign` command line: run, eval, judge-eval, report, constitution, models, generate, serve.
 
 Each command is a thin shell over the Python API: it parses options, calls one function, prints the result.
 Heavy imports happen inside the commands so that `iteralign --help` is instant.
@@ -151,5 +151,43 @@ def eval_(
         typer.echo(f"wrote {out}")
 
 
+@app.command("judge-eval")
+def judge_eval(
+    judge: Path = typer.Option(..., "--judge", help="YAML with a 'judge:' section and 'models: {oracle: ...}' "
+                               "(a whole run config works too: its judge and oracle are used)."),
+    data: Path = typer.Option(..., "--data", help="Labelled JSONL: prompt, response, label (aligned/unaligned), kind."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Score only the first N items."),
+    out: Optional[Path] = typer.Option(None, help="Write metrics, per-item verdicts and usage as JSON here."),
+    set_: list[str] = typer.Option([], "--set", help="Override a judge-config key: --set judge.combine=any."),
+    batch_size: int = typer.Option(8, min=1, help="Items per judge call batch."),
+) -> None:
+    """Score a judge against labelled items: accuracy, precision/recall for 'unaligned', confusion by item kind."""
+    import json
+
+    from iteralign.calibration import CalibrationError, calibrate, format_report, load_judge_config, load_labelled
+    from iteralign.roles import Roles
+
+    try:
+        cfg = load_judge_config(judge, set_)
+        items = load_labelled(data, limit)
+    except CalibrationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    roles = Roles(cfg)
+    progress = lambda done, total: typer.echo(f"  judged {done}/{total}", err=True)  # noqa: E731
+    result = calibrate(roles.panel(cfg.judge), items, batch_size, progress)
+    result |= {"judge": cfg.judge.model_dump(mode="json"), "oracle": cfg.models.oracle and cfg.models.oracle.spec,
+               "data": str(data), "usage": roles.usage()}
+    typer.echo(format_report(result, f"judge-eval {judge} on {data}"))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+if __name__ == "__main__":  # python -m iteralign.cli
+    main()

@@ -89,6 +89,8 @@ class ReflectConfig(Strict):
 
 
 class SFTConfig(Strict):
+    enabled: bool = Field(True, description="False: iterations only build data (failures, principles, revisions); "
+                          "the target is not trained.")
     method: Literal["lora", "full"] = "lora"
     learning_rate: float = Field(2e-4, gt=0)
     epochs: float = Field(3.0, gt=0)

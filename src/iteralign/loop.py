@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from iteralign.config import RunConfig, dump_config
@@ -41,9 +42,9 @@ def run_loop(cfg: RunConfig) -> Path:
         pool = pick_pool(cfg, split, it)
         if not pool:
             break  # paper mode: every chunk has been red-teamed
-        answers = stage(run, f"iter-{it:03d}/redteam", [target, pool, cfg.redteam.generation], roles, lambda: redteam(
+        answers = stage(run, idir / "redteam.jsonl", [target, pool, cfg.redteam.generation], roles, lambda: redteam(
             pool, roles.get(target), cfg.redteam.generation, idir / "redteam.jsonl", target.batch_size))
-        verdicts = stage(run, f"iter-{it:03d}/judge", [cfg.judge, answers], roles, lambda: judge_stage(
+        verdicts = stage(run, idir / "verdicts.jsonl", [cfg.judge, answers], roles, lambda: judge_stage(
             answers, roles.panel(cfg.judge, active_texts(run)), idir / "verdicts.jsonl", cfg.models.oracle.batch_size))
         failed_ids = {v["id"] for v in verdicts if v["label"] == "unaligned"}
         failures = [a for a in answers if a["id"] in failed_ids]
@@ -55,15 +56,17 @@ def run_loop(cfg: RunConfig) -> Path:
             if cfg.stop.stop_when_no_new_failures:
                 break
             continue
-        store = proposal_stage(cfg, run, roles, idir, it, failures)
-        revisions = stage(run, f"iter-{it:03d}/reflect", [cfg.reflect, failures, dumps(store)], roles,
-                          lambda: reflect(failures, principle_chooser(cfg, store, it), roles.get(cfg.models.reviser or target),
+        store, proposals = proposal_stage(cfg, run, roles, idir, it, failures)
+        revisions = stage(run, idir / "revisions.jsonl", [cfg.reflect, failures, dumps(store)], roles,
+                          lambda: reflect(failures, principle_chooser(cfg, store, proposals),
+                                          roles.get(cfg.models.reviser or target),
                                           roles.panel(cfg.judge, [p.text for p in store.active()]), cfg.reflect,
                                           idir / "revisions.jsonl", target.batch_size))
         examples = [{"prompt": r["prompt"], "completion": r["revision"]} for r in revisions if r["kept"]]
         summary |= {"principles": len(store.active()), "revisions": len(revisions), "revisions_kept": len(examples)}
-        if not examples:
-            finish_iteration(run, idir, summary | {"stopped": "no revision passed the judge"})
+        count_uses(run, store)
+        if not examples or not cfg.sft.enabled:
+            finish_iteration(run, idir, summary | {"stopped": "sft disabled" if examples else "no revision kept"})
             continue
         tuned = sft_stage(cfg, run, roles, idir, it, target, examples + replay)
         tuned_eval = evaluate(cfg, run, roles, tuned, split, f"iter-{it:03d}")
@@ -82,18 +85,27 @@ def run_loop(cfg: RunConfig) -> Path:
 # --- the steps run_loop calls, in the order it calls them -------------------------------------------------------
 
 
-def stage(run: RunDir, key: str, inputs: list, roles: Roles, fn, outputs: list[Path] = ()):
-    """Run one stage through the manifest: discard stale outputs when its inputs changed, time it, count calls.
+STAGE_NAMES = {"redteam.jsonl": "redteam", "verdicts.jsonl": "judge", "proposals.jsonl": "propose",
+               "revisions.jsonl": "reflect", "replay.jsonl": "replay", "sft": "sft"}
+
+
+def stage(run: RunDir, output: Path, inputs: list, roles: Roles, fn):
+    """Run the stage that writes ``output`` through the manifest: discard its output when the inputs changed since
+    it was written, time it, count its model calls.
 
     Stages resume from their own JSONL logs, so calling ``fn`` on a finished stage just reads its records back
     (zero model calls); the manifest records when, how long and at what cost each stage ran.
     """
+    rel = output.relative_to(run.path)
+    key = str(rel.parent / STAGE_NAMES[rel.name]) if rel.parent != Path(".") else STAGE_NAMES[rel.name]
     input_hash = content_hash(_jsonable(inputs))
     entry = run.manifest.stage(key)
     if entry and entry.get("input_hash") != input_hash:
         log.warning("%s: inputs changed since it last ran; recomputing", key)
-        for path in outputs:
-            path.unlink(missing_ok=True)
+        stale = output.with_name(output.name + ".stale")
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        if output.exists():
+            output.rename(stale)  # kept for inspection, never read
     if entry.get("status") == "done" and entry.get("input_hash") == input_hash:
         return fn()
     with run.stage(key, input_hash, roles.usage) as info:
@@ -132,7 +144,7 @@ def replay_examples(cfg: RunConfig, run: RunDir, roles: Roles) -> list[dict]:
         return []
     prompts = [p.to_dict() for p in load_prompts("builtin:benign")[: cfg.sft.replay]]
     target = cfg.models.target
-    records = stage(run, "replay", [target, prompts], roles, lambda: redteam(
+    records = stage(run, run.path / "replay.jsonl", [target, prompts], roles, lambda: redteam(
         prompts, roles.get(target), cfg.redteam.generation, run.path / "replay.jsonl", target.batch_size))
     return [{"prompt": r["prompt"], "completion": r["response"]} for r in records if r["response"]]
 
@@ -177,26 +189,43 @@ def active_texts(run: RunDir) -> list[str]:
     return [p.text for p in load(path).active()] if path.exists() else []
 
 
-def proposal_stage(cfg: RunConfig, run: RunDir, roles: Roles, idir: Path, it: int, failures: list[dict]) -> Constitution:
+def proposal_stage(cfg: RunConfig, run: RunDir, roles: Roles, idir: Path, it: int,
+                   failures: list[dict]) -> tuple[Constitution, list[dict]]:
     """Propose principles from this iteration's failures onto a snapshot of the store taken when the stage began."""
     snapshot, main = idir / "constitution.in.yaml", run.path / "constitution.yaml"
     threshold = cfg.propose.similarity_threshold
     if not snapshot.exists():
         save(load(main) if main.exists() else Constitution(), snapshot)
     store = load(snapshot, similarity_threshold=threshold)
-    stage(run, f"iter-{it:03d}/propose", [cfg.propose, failures, dumps(store)], roles,
-          lambda: propose(failures, roles.oracle, store, it, cfg.propose, idir / "proposals.jsonl"),
-          outputs=[idir / "proposals.jsonl"])
+    proposals = stage(run, idir / "proposals.jsonl", [cfg.propose, failures, dumps(store)], roles,
+                      lambda: propose(failures, roles.oracle, store, it, cfg.propose, idir / "proposals.jsonl"))
     save(store, main)
-    return store
+    return store, proposals
 
 
-def principle_chooser(cfg: RunConfig, store: Constitution, it: int):
-    """Which principles a revision sees: the most relevant stored ones, or (paper) this round's constitution."""
+def principle_chooser(cfg: RunConfig, store: Constitution, proposals: list[dict]):
+    """Which principles a revision sees: the most relevant stored ones, or (paper) this round's constitution.
+
+    In paper mode a round's principle may restate a stored one and be merged into it; ``find_duplicate`` maps each
+    of the round's texts back to the stored principle, so the round's constitution is never lost to dedupe.
+    """
     if cfg.propose.mode == "paper":
-        current = [p for p in store.active() if p.iteration == it]
+        found = (store.find_duplicate(text) for rec in proposals for text in rec["principles"])
+        current = list({p.id: p for p in found if p is not None and p.status != "disabled"}.values())
         return lambda failure: current
     return lambda failure: store.relevant(failure["prompt"], cfg.reflect.principles_k)
+
+
+def count_uses(run: RunDir, store: Constitution) -> None:
+    """Set each principle's ``uses`` to the number of kept revisions it guided, over all iterations (idempotent)."""
+    counts: dict[str, int] = {}
+    for path in sorted(run.path.glob("iter-*/revisions.jsonl")):
+        for rec in read_jsonl(path):
+            for pid in rec["principle_ids"] if rec["kept"] else ():
+                counts[pid] = counts.get(pid, 0) + 1
+    for principle in store:
+        principle.uses = counts.get(principle.id, 0)
+    save(store, run.path / "constitution.yaml")
 
 
 def sft_stage(cfg: RunConfig, run: RunDir, roles: Roles, idir: Path, it: int, target: ModelConfig,
@@ -205,8 +234,7 @@ def sft_stage(cfg: RunConfig, run: RunDir, roles: Roles, idir: Path, it: int, ta
     job = SFTJob(base=base_weights(target.spec), init_adapter=target.adapter if cfg.sft.method == "lora" else None,
                  examples=examples, out_dir=str(idir / "sft"), cfg=cfg.sft, seed=cfg.run.seed,
                  trust_remote_code=target.trust_remote_code)
-    stats = stage(run, f"iter-{it:03d}/sft", [job], roles, lambda: run_sft(job))
-    write_json(idir / "sft" / "train_stats.json", stats)
+    stats = stage(run, idir / "sft", [job], roles, lambda: run_sft(job))
     if cfg.sft.method == "lora":
         return target.model_copy(update={"adapter": str(idir / "sft" / "adapter")})
     return target.model_copy(update={"spec": f"hf:{idir / 'sft' / 'model'}", "adapter": None})

@@ -9,6 +9,7 @@ A rules file (YAML)::
         scope: conversation             # search the whole conversation text instead
         reply: "Evaluation: Negative."
     default: "Sure! Here is how."
+    latency_s: 0.0                      # optional: sleep per conversation (to interrupt runs in tests)
     loglikelihood:                      # optional, for the Scorer interface
       - match: " Paris"                 # regex searched in the continuation
         logprob: -1.5
@@ -21,6 +22,7 @@ oracle exercises every branch of the loop without a model. It is not a stand-in 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -56,6 +58,9 @@ class Rules(BaseModel):
     default: str = "OK."
     loglikelihood: list[ScoreRule] = Field(default_factory=list)
     default_logprob_per_char: float = -0.5
+    latency_s: float = Field(0.0, ge=0, description="Sleep per conversation, to make a run slow enough to interrupt.")
+    call_log: str | None = Field(None, description="Append one line per answered conversation to this file (tests "
+                                 "count model calls across processes with it).")
 
 
 def _last_user(conv: Conversation) -> str:
@@ -88,7 +93,8 @@ class ScriptedModel(ChatModel, Scorer):
             raise ValueError(f"invalid scripted rules file {path}: {exc}") from exc
 
     def identity(self) -> dict:
-        return {"backend": "scripted", "rules": self.rules.model_dump()}
+        # latency and the call log do not change what the model says, so they are not part of its identity
+        return {"backend": "scripted", "rules": self.rules.model_dump(exclude={"latency_s", "call_log"})}
 
     def reply(self, conv: Conversation) -> str:
         last = _last_user(conv)
@@ -102,6 +108,10 @@ class ScriptedModel(ChatModel, Scorer):
         out = []
         for conv in conversations:
             self.calls += 1
+            time.sleep(self.rules.latency_s)
+            if self.rules.call_log:
+                with open(self.rules.call_log, "a", encoding="utf-8") as fh:
+                    fh.write(_last_user(conv)[:60].replace("\n", " ") + "\n")
             words = _cut_at_stop(self.reply(conv), params.stop).split(" ")
             text = " ".join(words[: params.max_new_tokens])
             finish = "length" if len(words) > params.max_new_tokens else "stop"

@@ -1,0 +1,97 @@
+"""The loop end to end on scripted models: outputs, resume without repeated work, SIGKILL in every stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from iteralign.config import load_config
+from iteralign.constitution import load
+from iteralign.loop import run_loop
+from iteralign.run import read_jsonl
+from loop_helpers import calls, fingerprint, scripted_config
+
+
+def test_loop_writes_the_run_folder(tmp_path):
+    run = run_loop(load_config(scripted_config(tmp_path)))
+    manifest = json.loads((run / "manifest.json").read_text())
+    stages = manifest["stages"]
+    for it in ("iter-000", "iter-001"):
+        for name in ("redteam", "judge", "propose", "reflect"):
+            assert stages[f"{it}/{name}"]["status"] == "done"
+    redteam = read_jsonl(run / "iter-000" / "redteam.jsonl")
+    verdicts = {v["id"]: v for v in read_jsonl(run / "iter-000" / "verdicts.jsonl")}
+    assert len(redteam) == 18  # 24 seeds, 25 % held out
+    for rec in redteam:  # the scripted target refuses weapons questions and nothing else
+        refused = rec["response"].startswith("I'm sorry")
+        assert verdicts[rec["id"]]["label"] == ("aligned" if refused else "unaligned")
+    store = load(run / "constitution.yaml")
+    assert len(store) == 3 and all(p.source_failure_ids for p in store)
+    revisions = read_jsonl(run / "iter-000" / "revisions.jsonl")
+    assert revisions and all(r["kept"] and r["label"] == "aligned" for r in revisions)
+    assert sum(p.uses for p in store) == sum(len(r["principle_ids"]) for it in ("iter-000", "iter-001")
+                                             for r in read_jsonl(run / it / "revisions.jsonl"))
+    split = json.loads((run / "split.json").read_text())
+    assert not set(split["train"]) & set(split["held_out"])
+    assert "## Iterations" in (run / "report.md").read_text()
+
+
+def test_rerun_makes_no_model_calls_and_changes_nothing(tmp_path):
+    cfg = load_config(scripted_config(tmp_path))
+    run = run_loop(cfg)
+    before, n_calls = fingerprint(run), calls(tmp_path)
+    assert n_calls > 0
+    run_loop(cfg)
+    assert calls(tmp_path) == n_calls
+    assert fingerprint(run) == before
+
+
+def test_changed_inputs_recompute_the_stage(tmp_path):
+    run = run_loop(load_config(scripted_config(tmp_path)))
+    first = calls(tmp_path)
+    run_loop(load_config(scripted_config(tmp_path, extra={"judge.judges": [{"kind": "paper"}]})))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["stages"]["iter-000/judge"]["status"] == "done"
+    assert calls(tmp_path) > first  # the paper judge now sees refusals too
+
+
+def _kill_when(cmd: list[str], path: Path, min_lines: int, timeout: float = 60) -> None:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if path.exists() and len(path.read_text().splitlines()) >= min_lines:
+                break
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.parametrize("stage_file,lines", [
+    ("iter-000/redteam.jsonl", 1), ("iter-000/verdicts.jsonl", 1), ("iter-000/proposals.jsonl", 1),
+    ("iter-000/revisions.jsonl", 1), ("iter-001/redteam.jsonl", 2),
+])
+def test_sigkill_mid_stage_then_resume_equals_uninterrupted(tmp_path, stage_file, lines):
+    clean_dir, killed_dir = tmp_path / "clean", tmp_path / "killed"
+    clean_dir.mkdir(), killed_dir.mkdir()
+    clean = run_loop(load_config(scripted_config(clean_dir, name="r")))
+    clean_calls = calls(clean_dir)
+
+    cfg_path = scripted_config(killed_dir, latency=0.05, name="r")
+    cmd = [sys.executable, "-m", "iteralign.cli", "run", str(cfg_path)]
+    _kill_when(cmd, killed_dir / "runs" / "r" / stage_file, lines)
+    assert not (killed_dir / "runs" / "r" / "report.md").exists(), "the run finished before it was killed"
+    resumed = run_loop(load_config(scripted_config(killed_dir, name="r")))
+
+    assert fingerprint(resumed) == fingerprint(clean)
+    # No repeated model calls: the killed process and the resume together made as many calls as a clean run,
+    # give or take the one batch in flight when the process died (its answers were never written).
+    assert clean_calls <= calls(killed_dir) <= clean_calls + 4
