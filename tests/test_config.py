@@ -1,0 +1,86 @@
+"""Run configs: every shipped config validates; overrides apply; unknown keys and bad values name key and file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iteralign.config import ConfigError, RunConfig, load_config
+from iteralign.models.base import ModelConfig, SpecError, parse_spec
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml")
+                     if not {"scripted", "accelerate", "judges"} & set(p.parts))
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, RunConfig)
+
+
+def test_overrides_apply_with_yaml_values(tmp_path):
+    cfg = load_config(REPO / "configs/smoke.yaml", ["sft.epochs=1", "stop.max_iterations=5",
+                                                    "redteam.generation.stop=[x, y]", "run.name=other"])
+    assert cfg.sft.epochs == 1 and cfg.stop.max_iterations == 5 and cfg.run.name == "other"
+    assert cfg.redteam.generation.stop == ("x", "y")
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text((REPO / "configs/smoke.yaml").read_text() + "\nsft_typo: {epochs: 1}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and "sft_typo" in str(err.value)
+    with pytest.raises(ConfigError, match=r"sft\.epochz"):
+        load_config(REPO / "configs/smoke.yaml", ["sft.epochz=2"])
+
+
+def test_bad_value_names_the_key():
+    with pytest.raises(ConfigError, match=r"sft\.learning_rate"):
+        load_config(REPO / "configs/smoke.yaml", ["sft.learning_rate=-1"])
+    with pytest.raises(ConfigError, match=r"models\.target"):
+        load_config(REPO / "configs/smoke.yaml", ["models.target=nonsense"])
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("run: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="override"):
+        load_config(REPO / "configs/smoke.yaml", ["no-equals-sign"])
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("hf:HuggingFaceTB/SmolLM2-135M-Instruct", ("hf", "HuggingFaceTB/SmolLM2-135M-Instruct", None)),
+    ("offline:smollm2-135m-instruct", ("offline", "smollm2-135m-instruct", None)),
+    ("openai:gpt-4o@http://127.0.0.1:8000/v1", ("openai", "gpt-4o", "http://127.0.0.1:8000/v1")),
+    ("openai:gpt-4o", ("openai", "gpt-4o", None)),
+    ("gguf:/models/x.gguf", ("gguf", "/models/x.gguf", None)),
+    ("scripted:rules.yaml", ("scripted", "rules.yaml", None)),
+    ("vllm:meta-llama/Llama-3-8B", ("vllm", "meta-llama/Llama-3-8B", None)),
+])
+def test_spec_parsing(spec, expected):
+    parsed = parse_spec(spec)
+    assert (parsed.backend, parsed.name, parsed.base_url) == expected
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("smollm2", "malformed"), ("foo:bar", "unknown backend 'foo'"), ("hf:", "malformed"),
+    ("openai:gpt-4o@ftp://x", "must start with http"), ("hf:   ", "malformed"), ("openai:@http://x", "names no model"),
+])
+def test_spec_errors_list_valid_forms(spec, message):
+    with pytest.raises(SpecError, match=message) as err:
+        parse_spec(spec)
+    if "unknown" in message or "malformed" in message:
+        assert "offline:<name>" in str(err.value) and "openai:<model>" in str(err.value)
+
+
+def test_model_config_accepts_a_bare_spec_and_rejects_unknown_keys():
+    assert ModelConfig.model_validate("offline:smollm2-135m-instruct").spec == "offline:smollm2-135m-instruct"
+    with pytest.raises(ValueError, match="adaptor"):
+        ModelConfig.model_validate({"spec": "hf:x", "adaptor": "typo"})
