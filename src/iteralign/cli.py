@@ -185,6 +185,36 @@ def judge_eval(
         typer.echo(f"wrote {out}")
 
 
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run folder (runs/<name>).")) -> None:
+    """Write report.html (one self-contained page) and report.md into a run folder, from its files alone."""
+    from iteralign.report import render_report
+
+    if not (run_dir / "manifest.json").exists():
+        typer.echo(f"{run_dir}: not a run folder (no manifest.json)", err=True)
+        raise typer.Exit(2)
+    out = render_report(run_dir)
+    typer.echo(f"wrote {out} and {out.with_suffix('.md')}")
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., help="First run folder (A)."),
+    run_b: Path = typer.Argument(..., help="Second run folder (B)."),
+    out: Optional[Path] = typer.Option(None, help="Also write the comparison here (.html: a page; else Markdown)."),
+) -> None:
+    """Two runs' metrics side by side (e.g. default vs paper preset), with B - A coloured by improvement."""
+    from iteralign.report.compare import compare as compare_runs
+
+    for path in (run_a, run_b):
+        if not (path / "manifest.json").exists():
+            typer.echo(f"{path}: not a run folder (no manifest.json)", err=True)
+            raise typer.Exit(2)
+    typer.echo(compare_runs(run_a, run_b, out), nl=False)
+    if out:
+        typer.echo(f"wrote {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 
