@@ -87,6 +87,7 @@ def run(
     import logging
 
     from iteralign.config import ConfigError, load_config
+    from iteralign.ledger import BudgetExceeded
     from iteralign.loop import run_loop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -96,7 +97,11 @@ def run(
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    path = run_loop(cfg)
+    try:
+        path = run_loop(cfg)
+    except BudgetExceeded as exc:  # a clean stop: state saved, the same command with a higher budget resumes
+        typer.echo(f"stopped: {exc}; see {Path(cfg.run.root) / cfg.run.name / 'ledger.json'}", err=True)
+        raise typer.Exit(3) from None
     typer.echo(f"run folder: {path}")
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from iteralign.data.sources import PromptSourceConfig
 from iteralign.data.split import SplitConfig
 from iteralign.evals.suite import EvalConfig, GateConfig
+from iteralign.ledger import BudgetConfig
 from iteralign.models.base import ModelConfig
 from iteralign.types import GenerationParams
 
@@ -108,7 +109,18 @@ class SFTConfig(Strict):
                         "to guard helpfulness (0 = off).")
     launcher: Literal["local", "accelerate"] = "local"
     num_processes: int = Field(1, ge=1)
-    accelerate_config: str | None = Field(None, description="accelerate config file (DeepSpeed/FSDP), multi-GPU.")
+    accelerate_config: str | None = Field(None, description="accelerate config file (DeepSpeed/FSDP), multi-GPU; "
+                                          "shipped: configs/accelerate/{deepspeed_zero3,fsdp,cpu_2proc}.yaml.")
+    quantization: Literal["none", "4bit"] = Field("none", description="4bit: QLoRA, the frozen base loaded in 4-bit "
+                                                  "NF4 by bitsandbytes (NVIDIA GPU only; method must be lora).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less "
+                                         "memory for about 30% more time.")
+
+    @model_validator(mode="after")
+    def _check_quantization(self) -> "SFTConfig":
+        if self.quantization != "none" and self.method != "lora":
+            raise ValueError("quantization: 4bit trains a LoRA adapter on a frozen quantized base; set method: lora")
+        return self
 
 
 class StopConfig(Strict):
@@ -130,6 +142,14 @@ class RunConfig(Strict):
     stop: StopConfig = Field(default_factory=StopConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Hard limits (tokens, USD, calls) that "
+                                 "stop the run cleanly, resumable; the price table of the cost ledger.")
+
+    @model_validator(mode="after")
+    def _budget_prices(self) -> "RunConfig":
+        specs = [m.spec for m in (self.models.target, self.models.oracle, self.models.reviser) if m]
+        self.budget.check_priced(specs + [j.model.spec for j in self.judge.judges if j.model])
+        return self
 
 
 class ConfigError(ValueError):

@@ -15,6 +15,7 @@ from iteralign.config import RunConfig, dump_config
 from iteralign.constitution import Constitution, dumps, load, save
 from iteralign.data.sources import load_prompts, load_sources
 from iteralign.data.split import PromptSplit, SplitRecord, split_prompts
+from iteralign.ledger import Ledger
 from iteralign.models.base import ModelConfig
 from iteralign.roles import Roles
 from iteralign.run import RunDir, content_hash, read_jsonl, write_json
@@ -33,6 +34,8 @@ def run_loop(cfg: RunConfig) -> Path:
     run = RunDir(Path(cfg.run.root), cfg.run.name)
     run.write_config(dump_config(cfg))
     roles = Roles(cfg)
+    ledger = Ledger(cfg.budget, run, roles.usage)
+    roles.guard = ledger.check  # raises BudgetExceeded before a model call or stage once the budget is spent
     split = prepare_split(cfg, run)
     replay = replay_examples(cfg, run, roles)
     target = cfg.models.target
@@ -78,6 +81,7 @@ def run_loop(cfg: RunConfig) -> Path:
         if summary["failure_rate"] <= cfg.stop.min_failure_rate:
             break
     run.manifest.mark("final", status="done", target=target.model_dump(), usage=roles.usage())
+    ledger.write()
     write_report(run)
     return run.path
 
@@ -109,6 +113,7 @@ def stage(run: RunDir, output: Path, inputs: list, roles: Roles, fn):
     if entry.get("status") == "done" and entry.get("input_hash") == input_hash:
         return fn()
     with run.stage(key, input_hash, roles.usage) as info:
+        roles.check_budget()
         result = fn()
         info["records"] = len(result) if isinstance(result, list) else None
     return result

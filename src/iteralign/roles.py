@@ -7,8 +7,10 @@ Every model is wrapped in ``CachedChatModel`` so the run's ledger (calls, tokens
 from __future__ import annotations
 
 import gc
+import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from iteralign.config import JudgeConfig, RunConfig
 from iteralign.judges import Judge, JudgePanel, PaperJudge, PolicyJudge, RefusalJudge
@@ -28,19 +30,28 @@ class Roles:
         path = cfg.run.cache_path or default_cache_dir() / "calls.sqlite"
         self.cache = CallCache(path) if cfg.run.cache else None
         self._loaded: dict[str, CachedChatModel] = {}
-        self._retired: list[dict] = []  # usage of released models
+        self._retired: list[tuple[str, dict]] = []  # (spec, usage) of released models
+        self.guard: Callable[[], None] | None = None  # the budget check (ledger.Ledger.check), see check_budget
 
     def get(self, model_cfg: ModelConfig) -> CachedChatModel:
         key = model_cfg.model_dump_json()
         if key not in self._loaded:
-            self._loaded[key] = cached(load_model(model_cfg), self.cache if model_cfg.cache else None)
+            model = cached(load_model(model_cfg), self.cache if model_cfg.cache else None)
+            model.guard = self.check_budget
+            self._loaded[key] = model
         return self._loaded[key]
+
+    def check_budget(self) -> None:
+        """Raise ``ledger.BudgetExceeded`` once the run's budget is spent: run before every batch of model calls
+        that misses the cache, and before every stage. A no-op when no guard is installed."""
+        if self.guard is not None:
+            self.guard()
 
     def release(self, model_cfg: ModelConfig) -> None:
         """Drop a model (e.g. the previous iteration's target) and free its memory; its counts stay in the ledger."""
         model = self._loaded.pop(model_cfg.model_dump_json(), None)
         if model is not None:
-            self._retired.append(vars(model.usage).copy())
+            self._retired.append((model_cfg.spec, vars(model.usage).copy()))
             model.close()
             gc.collect()
 
@@ -61,7 +72,13 @@ class Roles:
         return JudgePanel(judges, judge_cfg.combine)
 
     def usage(self) -> dict:
-        """Totals over all models: calls (to a model), cache hits, prompt and completion tokens."""
-        rows = self._retired + [vars(m.usage) for m in self._loaded.values()]
+        """Totals over all models: calls (to a model), cache hits, prompt and completion tokens; and the same counts
+        per model spec under ``models`` (prices apply per model; see ``ledger``)."""
+        rows = self._retired + [(json.loads(key)["spec"], vars(m.usage)) for key, m in self._loaded.items()]
         keys = ("calls", "cache_hits", "prompt_tokens", "completion_tokens")
-        return {k: sum(r.get(k, 0) for r in rows) for k in keys}
+        models: dict[str, dict] = {}
+        for spec, row in rows:
+            acc = models.setdefault(spec, dict.fromkeys(keys, 0))
+            for k in keys:
+                acc[k] += row.get(k, 0)
+        return {**{k: sum(m[k] for m in models.values()) for k in keys}, "models": models}

@@ -26,6 +26,14 @@ class RunError(RuntimeError):
     """A run folder that cannot be used as asked (bad name, foreign config, corrupt manifest)."""
 
 
+class StageInterrupted(RuntimeError):
+    """A deliberate, clean stop inside a stage (e.g. ``ledger.BudgetExceeded``): the manifest marks the stage
+    ``interrupted`` with the reason, its finished records are kept, and rerunning resumes it."""
+
+    def recorded(self) -> None:
+        """Called once the manifest shows the stage interrupted (the budget rewrites its ledger then)."""
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +141,8 @@ class RunDir:
     def __init__(self, root: Path, name: str) -> None:
         self.path = Path(root) / safe_run_name(name)
         self.path.mkdir(parents=True, exist_ok=True)
+        for orphan in self.path.rglob(".*.tmp"):  # an atomic write cut short by a killed process
+            orphan.unlink(missing_ok=True)
         self.manifest = Manifest(self.path / "manifest.json")
 
     def iter_dir(self, iteration: int) -> Path:
@@ -154,11 +164,21 @@ class RunDir:
         before = _usage_snapshot(usage)
         self.manifest.mark(key, status="running", input_hash=input_hash, started=started)
         info: dict[str, Any] = {}
-        yield info
+        try:
+            yield info
+        except StageInterrupted as exc:
+            delta = _usage_delta(usage, before)
+            self.manifest.mark(key, status="interrupted", reason=str(exc), usage=delta,
+                               usage_total=_usage_add(self.manifest.stage(key).get("usage_total", {}), delta))
+            exc.recorded()
+            raise
+        self.manifest.stage(key).pop("reason", None)  # a reason left by an interrupted attempt
         prev_seconds = self.manifest.stage(key).get("seconds_total", 0.0)
         seconds = round(time.time() - started, 2)
+        delta = _usage_delta(usage, before)
         self.manifest.mark(key, status="done", finished=time.time(), seconds=seconds,
-                           seconds_total=round(prev_seconds + seconds, 2), usage=_usage_delta(usage, before), **info)
+                           seconds_total=round(prev_seconds + seconds, 2), usage=delta,
+                           usage_total=_usage_add(self.manifest.stage(key).get("usage_total", {}), delta), **info)
 
 
 def _usage_snapshot(usage: Any) -> dict:
@@ -166,5 +186,16 @@ def _usage_snapshot(usage: Any) -> dict:
 
 
 def _usage_delta(usage: Any, before: dict) -> dict:
-    now = _usage_snapshot(usage)
-    return {k: v - before.get(k, 0) for k, v in now.items()}
+    return _usage_diff(_usage_snapshot(usage), before)
+
+
+def _usage_diff(now: dict, before: dict) -> dict:
+    """Counters (nested per model) used since ``before``."""
+    return {k: _usage_diff(v, before.get(k, {})) if isinstance(v, dict) else v - before.get(k, 0)
+            for k, v in now.items()}
+
+
+def _usage_add(a: dict, b: dict) -> dict:
+    """Counters (nested per model) of two attempts of a stage, summed."""
+    return {k: _usage_add(a.get(k, {}), b.get(k, {})) if isinstance(b.get(k, a.get(k)), dict)
+            else a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}

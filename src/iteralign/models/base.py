@@ -69,6 +69,10 @@ class ModelConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout for API backends.")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts for API backends.")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model for the vLLM backend.")
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict, description="Extra keyword arguments of the vLLM engine (`vllm.LLM`), e.g. "
+        "{gpu_memory_utilization: 0.4, max_model_len: 4096}; vllm: backend only."
+    )
     cache: bool = Field(True, description="Wrap the model in the SQLite call cache.")
 
     @model_validator(mode="before")
@@ -78,7 +82,9 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_spec(self) -> "ModelConfig":
-        parse_spec(self.spec)
+        backend = parse_spec(self.spec).backend
+        if self.engine_args and backend != "vllm":
+            raise ValueError(f"engine_args applies to the vllm: backend only, not {backend}: ({self.spec})")
         return self
 
 

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from iteralign.models.base import ChatModel
 from iteralign.types import Completion, Conversation, GenerationParams, Usage
@@ -77,6 +77,7 @@ class CachedChatModel(ChatModel):
         self.cache = cache
         self.name = inner.name
         self.usage = Usage()
+        self.guard: Callable[[], None] | None = None  # called before forwarding calls to the model (the budget)
 
     @property
     def hits(self) -> int:
@@ -91,6 +92,8 @@ class CachedChatModel(ChatModel):
 
     def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Completion]:
         if self.cache is None:
+            if self.guard is not None:
+                self.guard()
             out = self.inner.generate(conversations, params)
             self.usage.add(out)
             return out
@@ -98,6 +101,8 @@ class CachedChatModel(ChatModel):
         keys = [call_key(ident, conv, params) for conv in conversations]
         found = self.cache.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in found]
+        if todo and self.guard is not None:
+            self.guard()  # cache hits are free: only a batch that reaches the model is checked
         fresh = self.inner.generate([conversations[i] for i in todo], params) if todo else []
         self.cache.put_many({keys[i]: c for i, c in zip(todo, fresh)})
         by_index = dict(zip(todo, fresh))

@@ -40,6 +40,28 @@ def render_plain(conversation: Conversation) -> str:
     return "\n".join(lines)
 
 
+def encode_chat(tokenizer: Any, conversation: Conversation) -> list[int]:
+    """Prompt token ids for a conversation: the chat template (or the plain fallback) + the generation cue.
+
+    A trailing assistant turn is continued (prefill) rather than closed. Shared with the vLLM backend so that both
+    backends see exactly the same prompt tokens.
+    """
+    if not tokenizer.chat_template:
+        return tokenizer(render_plain(conversation)).input_ids
+    prefill = bool(conversation) and conversation[-1]["role"] == "assistant"
+    text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=not prefill,
+                                         continue_final_message=prefill)
+    return tokenizer(text, add_special_tokens=False).input_ids  # the template already wrote the special tokens
+
+
+def stop_strings(tokenizer: Any, params: GenerationParams) -> list[str]:
+    """The caller's stop strings, plus ``PLAIN_STOP`` when the plain fallback format is in use."""
+    stops = list(params.stop)
+    if not tokenizer.chat_template and PLAIN_STOP not in stops:
+        stops.append(PLAIN_STOP)
+    return stops
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; anything else is passed to torch as is."""
     import torch
@@ -151,14 +173,8 @@ class HFModel(ChatModel, Scorer):
 
     # -- generation --------------------------------------------------------------------------------------------
     def encode_chat(self, conversation: Conversation) -> list[int]:
-        """Prompt token ids for a conversation: the chat template (or the plain fallback) + the generation cue."""
-        tok = self._tokenizer
-        if not tok.chat_template:
-            return tok(render_plain(conversation)).input_ids
-        prefill = bool(conversation) and conversation[-1]["role"] == "assistant"
-        text = tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=not prefill,
-                                       continue_final_message=prefill)
-        return tok(text, add_special_tokens=False).input_ids  # the template already wrote the special tokens
+        """Prompt token ids for a conversation (see the module-level ``encode_chat``)."""
+        return encode_chat(self._tokenizer, conversation)
 
     def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Completion]:
         """Answer every conversation; batched by length, returned in the given order."""
@@ -175,10 +191,7 @@ class HFModel(ChatModel, Scorer):
         return results  # type: ignore[return-value]
 
     def _stop_strings(self, params: GenerationParams) -> list[str]:
-        stops = list(params.stop)
-        if not self._tokenizer.chat_template and PLAIN_STOP not in stops:
-            stops.append(PLAIN_STOP)
-        return stops
+        return stop_strings(self._tokenizer, params)
 
     def _generate_batch(self, prompts: list[list[int]], params: GenerationParams) -> list[Completion]:
         import torch
