@@ -27,7 +27,9 @@ install-models: $(VENV)/.models
 run: $(VENV)/.installed $(VENV)/.models
 	$(BIN)/iteralign run $(RUN_CONFIG)
 
+# The report's browser test needs Debian's chromium: installed once here (a no-op when present).
 test: $(VENV)/.installed
+	sh scripts/install-chromium.sh
 	$(BIN)/python -m pytest -q
 
 test-slow: $(VENV)/.installed $(VENV)/.models

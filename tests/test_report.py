@@ -89,11 +89,12 @@ def smoke(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
     path = write_run(tmp_path_factory.mktemp("report") / "synthetic", iterations=3, records=200)
-    from iteralign.ledger import BudgetConfig, Price, priced
-
-    budget = BudgetConfig(prices={"openai:gpt-4o": Price(prompt_per_1k=0.0025, completion_per_1k=0.01)})
-    spent = priced({"openai:gpt-4o": {"calls": 120, "cache_hits": 7, "prompt_tokens": 90_000,
-                                      "completion_tokens": 12_000}, "hf:demo/tiny-chat": {"calls": 600}}, budget)
+    # ledger.json as iteralign.ledger writes it: run totals priced per model (gpt-4o at $0.0025 / $0.01 per 1k).
+    gpt = {"calls": 120, "cache_hits": 7, "prompt_tokens": 90_000, "completion_tokens": 12_000,
+           "cost_usd": 90 * 0.0025 + 12 * 0.01}
+    local = {"calls": 600, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    spent = {k: gpt[k] + local[k] for k in gpt} | {"tokens": 102_000, "unpriced": [],
+                                                   "models": {"openai:gpt-4o": gpt, "hf:demo/tiny-chat": local}}
     (path / "ledger.json").write_text(json.dumps({"sessions": 1, "stopped": None, "run": spent, "stages": {}}))
     render_report(path)
     return path
@@ -202,6 +203,33 @@ def test_cli_report_and_compare(smoke: Path, synthetic: Path, tmp_path: Path) ->
     table = Page(out.read_text()).table_with("metric")
     assert table[0][1:] == ["A: smoke", "B: synthetic", "B − A"]
     assert any(row[0].startswith("redteam_asr") for row in table)
+
+
+def test_loop_writes_the_html_report(tmp_path: Path) -> None:
+    """A live loop run (all scripted, no SFT) ends with report.html: every principle, the iteration rows, plots."""
+    from loop_helpers import scripted_config
+
+    from iteralign.config import load_config
+    from iteralign.loop import run_loop
+
+    run = run_loop(load_config(scripted_config(tmp_path)))
+    p = page(run)
+    for principle in load(run / "constitution.yaml"):
+        assert principle.text in p.text
+        assert f"guided {principle.uses} revision(s)" in p.text
+    assert len(p.table_with("failure rate")) == 1 + len(json.loads((run / "manifest.json").read_text())["iterations"])
+    assert p.images and all(decode_png(uri).getextrema()[1] > 0 for uri in p.images)
+
+
+def test_report_of_a_run_in_progress(tmp_path: Path) -> None:
+    """A run killed in its first stage: no summary, verdicts, constitution or eval yet; the report still renders."""
+    run = tmp_path / "early"
+    (run / "iter-000").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"stages": {"iter-000/redteam": {"status": "running"}}}))
+    shutil.copy(SMOKE / "iter-000" / "redteam.jsonl", run / "iter-000" / "redteam.jsonl")
+    p = Page(render_report(run).read_text())
+    assert p.table_with("model calls")[1][:2] == ["iter-000/redteam", "running"]
+    assert "No principles yet." in p.text and not p.images
 
 
 @pytest.fixture(scope="module")

@@ -290,7 +290,7 @@ def _spread(items: list[dict], key, limit: int) -> list[dict]:
 def _stages(stages: dict) -> list[StageCost]:
     out = []
     for key, entry in stages.items():
-        if key == "final" or "usage" not in entry and "seconds" not in entry:
+        if key in ("final", "prompts"):  # a session total and the data preparation, not model stages
             continue
         usage = entry.get("usage_total") or entry.get("usage", {})  # usage_total: all attempts of a resumed stage
         out.append(StageCost(key, entry.get("status", "?"), float(entry.get("seconds_total", entry.get("seconds", 0))),

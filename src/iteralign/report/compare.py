@@ -32,7 +32,8 @@ def compare_table(a: RunData, b: RunData) -> Table:
     score = lambda run, name: (run.final_evaluation.benchmarks[name]["score"]  # noqa: E731
                                if run.final_evaluation and name in run.final_evaluation.benchmarks else None)
     rows = [
-        _row("red-team failure rate, first iteration", value(ha.failure_start), value(hb.failure_start), pct, True, True),
+        _row("red-team failure rate, first iteration", value(ha.failure_start), value(hb.failure_start), pct, True,
+             True),
         _row("red-team failure rate, last iteration", value(ha.failure_end), value(hb.failure_end), pct, True, True),
         _row("iterations", ha.iterations, hb.iterations, str, None, False),
         _row("iterations accepted", ha.accepted, hb.accepted, str, None, False),
@@ -65,8 +66,8 @@ def compare(run_a: str | Path, run_b: str | Path, out: str | Path | None = None)
                 "curves", "Red-team failure rate per iteration",
                 html.figure(plots.failure_rates({a.name: a, b.name: b}), "A and B, ± standard error", "failure rates"))
             heading = f'<span class="run">{escape(a.name)}</span> vs <span class="run">{escape(b.name)}</span>'
-            atomic_write(out, html.page(f"iteralign: {a.name} vs {b.name}", heading, f"A <code>{escape(str(a.path))}</code> · B <code>"
-                                        f"{escape(str(b.path))}</code>", body))
+            paths = f"A <code>{escape(str(a.path))}</code> · B <code>{escape(str(b.path))}</code>"
+            atomic_write(out, html.page(f"iteralign: {a.name} vs {b.name}", heading, paths, body))
         else:
             atomic_write(out, text)
     return text

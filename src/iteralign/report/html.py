@@ -31,7 +31,8 @@ def table(t: Table, total_row: bool = False) -> str:
         cls = ' class="total"' if total_row and r == len(t.rows) - 1 else ""
         body.append(f"<tr{cls}>" + "".join(_td(c, n) for c, n in zip(row, num)) + "</tr>")
     note = f'<p class="note">{escape(t.note)}</p>' if t.note else ""
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{note}'
+    rows = "".join(body)
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>{note}'
 
 
 def _td(cell: Cell, numeric: bool) -> str:
@@ -97,7 +98,9 @@ def _arrow(a: str, b: str) -> str:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def principle(p: PrincipleView) -> str:
@@ -112,7 +115,8 @@ def principle(p: PrincipleView) -> str:
 
 
 def example(ex: Example) -> str:
-    original = hidden(ex.original, "judged unaligned: click to show") if ex.verdict == "unaligned" else quote(ex.original)
+    unaligned = ex.verdict == "unaligned"
+    original = hidden(ex.original, "judged unaligned: click to show") if unaligned else quote(ex.original)
     if ex.tuned_answer is None:
         tuned = '<p class="note">No later red-team pass on this prompt.</p>'
     elif ex.tuned_label == "unaligned":

@@ -6,8 +6,8 @@ Readable in a terminal, a pull request or a notebook; it carries the same number
 from __future__ import annotations
 
 from iteralign.report.collect import RunData, category_shift, headline
-from iteralign.report.tables import Cell, Table, cost_table, gate_table, iterations_table, ledger_tables, metrics_table, pct
-from iteralign.report.tables import usd
+from iteralign.report.tables import Cell, Table, cost_table, gate_table, iterations_table, ledger_tables
+from iteralign.report.tables import metrics_table, pct, usd
 
 
 def table(t: Table) -> str:
@@ -61,7 +61,8 @@ def examples(run: RunData) -> str:
             tuned = "" if ex.tuned_answer is None else "\n\n" + _answer(
                 f"Tuned model, iteration {it + 1}", ex.tuned_label, ex.tuned_answer)
             out.append(
-                f"#### iteration {it} · {ex.id} · {ex.category or 'uncategorised'}\n\n**Prompt:**\n\n{_quote(ex.prompt)}"
+                f"#### iteration {it} · {ex.id} · {ex.category or 'uncategorised'}\n\n"
+                f"**Prompt:**\n\n{_quote(ex.prompt)}"
                 f"\n\n{_answer('Original answer', ex.verdict, ex.original)}\n\n"
                 f"**Revision ({ex.revision_label}, {'kept' if ex.kept else 'dropped'}; principles "
                 f"{', '.join(ex.principle_ids) or '–'}):**\n\n{_quote(ex.revision)}{tuned}")
@@ -90,5 +91,6 @@ def render(run: RunData) -> str:
               "## Cost", table(cost_table(run))]
     for title, t in ledger_tables(run.ledger):
         parts += [f"### Ledger: {title}", table(t)]
-    parts += ["## Before and after", examples(run), "## Configuration", "```yaml\n" + run.config_text.rstrip() + "\n```"]
+    config = "```yaml\n" + run.config_text.rstrip() + "\n```"
+    parts += ["## Before and after", examples(run), "## Configuration", config]
     return "\n\n".join(parts) + "\n"

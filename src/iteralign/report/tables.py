@@ -54,7 +54,9 @@ def change(before: float, after: float, lower_is_better: bool, percent: bool = T
 
 
 def rate_cell(rate: Rate, start: Rate | None) -> Cell:
-    """A failure rate with its stderr and its change since ``start``."""
+    """A failure rate with its stderr and its change since ``start`` (``–`` when nothing was judged yet)."""
+    if not rate.n:
+        return Cell("–")
     cell = Cell(f"{pct(rate.value)} ± {pct(rate.stderr)}")
     if start is not None and start is not rate:
         cell.delta, cell.tone = change(start.value, rate.value, lower_is_better=True)
@@ -68,7 +70,8 @@ def iterations_table(run: RunData) -> Table:
     rows = []
     for it in run.iterations:
         kept = "–" if it.revisions is None else f"{it.revisions_kept}/{it.revisions}"
-        rows.append([Cell(str(it.index)), Cell(str(it.failure.n)), Cell(str(it.failure.k)), rate_cell(it.failure, start),
+        rows.append([Cell(str(it.index)), Cell(str(it.failure.n)), Cell(str(it.failure.k)),
+                     rate_cell(it.failure, start),
                      Cell(str(it.unknown)), Cell(", ".join(it.new_principles) or "–"),
                      Cell("–" if it.principles_active is None else str(it.principles_active)), Cell(kept),
                      decision_cell(it)])
