@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 RUN_CONFIG ?= configs/default.yaml
 
-.PHONY: run test test-slow install install-models lock bench clean
+.PHONY: run test test-slow install install-models lock bench bench-deps clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,13 @@ test-slow: $(VENV)/.installed $(VENV)/.models
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/generation.py
+
+# lm-evaluation-harness and its extra packages (exact pins) for bench/compare_lm_eval.py; --no-deps keeps the lock.
+$(VENV)/.bench: requirements-bench.txt $(VENV)/.installed
+	$(PIP) install -q --no-deps -r requirements-bench.txt
+	touch $@
+
+bench-deps: $(VENV)/.bench
 
 # Re-pin after changing dependencies: resolves the stack in a scratch venv and writes requirements.lock.
 lock:

@@ -1,8 +1,8 @@
 """Multiple-choice scoring on the ``Scorer.loglikelihood`` interface, shared by TruthfulQA and BIG-bench HHH.
 
 An ``MCItem`` is a context and its candidate continuations (delimiter included, exactly as scored) with a target
-score per candidate. ``loglikelihoods`` turns any number of items into one deduplicated list of requests, sorted
-longest first and sent to the scorer in chunks (the scorer batches inside a chunk), with a progress bar; TruthfulQA
+score per candidate. ``loglikelihoods`` turns any number of items into one deduplicated list of requests, grouped
+by context and sent to the scorer in chunks (the scorer batches inside a chunk), with a progress bar; TruthfulQA
 MC1 and MC2 share most of their requests, so scoring them together costs little more than MC2 alone.
 
 Two aggregations, matching lm-evaluation-harness and BIG-bench:
@@ -44,14 +44,15 @@ def loglikelihoods(
 ) -> list[list[float]]:
     """Summed log-likelihood of every choice of every item, one list per item, in order.
 
-    Identical requests are scored once. Requests go to the scorer longest first (so that an out-of-memory batch
-    shows at once, and neighbouring requests have similar lengths) in chunks of ``chunk_size``.
+    Identical requests are scored once. Requests go to the scorer in chunks of ``chunk_size``, longest context
+    first (an out-of-memory batch shows at once) and grouped by context, so that a scorer that reads a shared
+    context once (``models.hf_prefix``) finds all of a question's choices in the same chunk.
     """
     if not isinstance(scorer, Scorer):
         raise TypeError(f"{type(scorer).__name__} cannot score log-likelihoods; multiple-choice benchmarks need a "
                         "backend that implements Scorer (hf, gguf, offline)")
     unique = list(dict.fromkeys(r for item in items for r in item.requests()))
-    unique.sort(key=lambda r: len(r.context) + len(r.continuation), reverse=True)
+    unique.sort(key=lambda r: (-len(r.context), r.context, -len(r.continuation)))
     scores: dict[LoglikelihoodRequest, float] = {}
     bar = _progress(len(unique), desc, progress)
     for start in range(0, len(unique), chunk_size):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iteralign.models.base import ChatModel, ModelConfig, Scorer
-from iteralign.models.hf_scoring import score_requests
+from iteralign.models.hf_prefix import score_requests_shared
 from iteralign.models.hf_weights import adapter_fingerprint, weights_fingerprint
 from iteralign.types import Completion, Conversation, FinishReason, GenerationParams, LoglikelihoodRequest
 
@@ -241,5 +241,5 @@ class HFModel(ChatModel, Scorer):
 
     # -- scoring -----------------------------------------------------------------------------------------------
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[float]:
-        """Sum of continuation-token log-probs given the context, batched by length (lm-eval tokenization)."""
-        return score_requests(self._model, self._tokenizer, requests, self.cfg.batch_size)
+        """Sum of continuation-token log-probs given the context (lm-eval tokenization; shared contexts read once)."""
+        return score_requests_shared(self._model, self._tokenizer, requests, self.cfg.batch_size)
