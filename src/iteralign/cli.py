@@ -82,6 +82,7 @@ def run(
     config: Optional[Path] = typer.Argument(None, help="Run config YAML (default: configs/default.yaml)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set sft.epochs=1 (repeatable)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the model-call cache."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error instead of one line."),
 ) -> None:
     """Run the alignment loop; rerunning the same command resumes where it stopped."""
     import logging
@@ -102,7 +103,27 @@ def run(
     except BudgetExceeded as exc:  # a clean stop: state saved, the same command with a higher budget resumes
         typer.echo(f"stopped: {exc}; see {Path(cfg.run.root) / cfg.run.name / 'ledger.json'}", err=True)
         raise typer.Exit(3) from None
+    except _user_errors() as exc:  # a dead endpoint, bad data, a bad file: say what and where, not a traceback
+        if debug:
+            raise
+        typer.echo("\n".join([f"error: {exc}", *getattr(exc, "__notes__", [])]), err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"run folder: {path}")
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by the run's inputs or services rather than by a bug: `run` prints them without a traceback."""
+    from iteralign.config import ConfigError
+    from iteralign.constitution import ConstitutionError
+    from iteralign.data import DataError
+    from iteralign.evals.sources import BenchmarkDataError
+    from iteralign.models.base import SpecError
+    from iteralign.models.offline import OfflineModelError
+    from iteralign.models.openai_api import ModelCallError
+    from iteralign.run import RunError
+
+    return (ConfigError, ConstitutionError, DataError, BenchmarkDataError, SpecError, OfflineModelError,
+            ModelCallError, RunError)
 
 
 @app.command()

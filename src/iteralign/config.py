@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from iteralign.data.sources import PromptSourceConfig
 from iteralign.data.split import SplitConfig
@@ -30,6 +30,16 @@ class RunSettings(Strict):
     seed: int = Field(0, description="Seed for shuffling, splitting, sampling and training.")
     cache: bool = Field(True, description="Use the SQLite call cache (`--no-cache` turns it off).")
     cache_path: str | None = Field(None, description="Cache database; default $ITERALIGN_CACHE/calls.sqlite.")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        from iteralign.run import RunError, safe_run_name
+
+        try:  # checked here too, so that a bad name is a config error before anything runs
+            return safe_run_name(value)
+        except RunError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class ModelsConfig(Strict):
@@ -180,6 +190,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
+            raise ConfigError(f"{path}: cannot read the config: {type(exc).__name__}: {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(data, dict):

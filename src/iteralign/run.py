@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -117,8 +118,12 @@ class Manifest:
         self.path = path
         try:
             self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"stages": {}}
-        except json.JSONDecodeError as exc:
-            raise RunError(f"corrupt manifest {path}: {exc}; restore it or start a new run name") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunError(f"corrupt manifest {path}: {exc}; restore it or start a new run name") from None
+        stages = self.data.get("stages") if isinstance(self.data, dict) else None
+        if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
+            raise RunError(f"corrupt manifest {path}: expected {{\"stages\": {{name: {{...}}}}}}; restore it or start "
+                           f"a new run name")
 
     def save(self) -> None:
         write_json(self.path, self.data)
@@ -141,8 +146,8 @@ class RunDir:
     def __init__(self, root: Path, name: str) -> None:
         self.path = Path(root) / safe_run_name(name)
         self.path.mkdir(parents=True, exist_ok=True)
-        for orphan in self.path.rglob(".*.tmp"):  # an atomic write cut short by a killed process
-            orphan.unlink(missing_ok=True)
+        for orphan in list(self.path.rglob(".*.tmp")):  # an atomic write (or SFT's final save) cut short by a kill
+            shutil.rmtree(orphan, ignore_errors=True) if orphan.is_dir() else orphan.unlink(missing_ok=True)
         self.manifest = Manifest(self.path / "manifest.json")
 
     def iter_dir(self, iteration: int) -> Path:
@@ -157,8 +162,9 @@ class RunDir:
     def stage(self, key: str, input_hash: str, usage: Any = None) -> Iterator[dict]:
         """Record a stage's run in the manifest: running -> done, with timings and the model calls it made.
 
-        The body may fill the yielded dict with extra manifest fields (record counts, outputs). A crash leaves
-        the entry ``running``; the rerun records the time of both attempts in ``seconds_total``.
+        The body may fill the yielded dict with extra manifest fields (record counts, outputs). A kill leaves the
+        entry ``running``; an exception marks it ``failed`` with the error and adds a note naming the stage to the
+        exception (PEP 678), which keeps its type. The rerun records the time of both attempts in ``seconds_total``.
         """
         started = time.time()
         before = _usage_snapshot(usage)
@@ -172,7 +178,12 @@ class RunDir:
                                usage_total=_usage_add(self.manifest.stage(key).get("usage_total", {}), delta))
             exc.recorded()
             raise
-        self.manifest.stage(key).pop("reason", None)  # a reason left by an interrupted attempt
+        except Exception as exc:  # a dead API, bad data, a bug: recorded, named, and re-raised unchanged
+            self.manifest.mark(key, status="failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+            exc.add_note(f"in stage {key} of run folder {self.path}; finished work is saved, rerun to resume")
+            raise
+        for stale in ("reason", "error"):  # left by an interrupted or failed attempt
+            self.manifest.stage(key).pop(stale, None)
         prev_seconds = self.manifest.stage(key).get("seconds_total", 0.0)
         seconds = round(time.time() - started, 2)
         delta = _usage_delta(usage, before)

@@ -43,7 +43,7 @@ _COMMENTARY = re.compile(
     r"to\s+summari[sz]e|note:|i\s+hope)\b",
     re.IGNORECASE,
 )
-_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.{1,300}?)(?<=\S)\1")  # bounded: linear time on any reply
 
 #: Words that, alone, make a principle a platitude the loop cannot act on.
 GENERIC_WORDS = content_words(

@@ -90,6 +90,8 @@ def read_jsonl(path: Path) -> Iterator[Row | RowError]:
             yield Row(where, json.loads(line))
         except json.JSONDecodeError as exc:
             yield RowError(where, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        except (ValueError, RecursionError) as exc:  # an integer over 4300 digits, nesting deeper than the stack
+            yield RowError(where, f"unreadable JSON: {type(exc).__name__}: {str(exc)[:120]}")
 
 
 def read_csv(path: Path) -> Iterator[Row | RowError]:
@@ -150,6 +152,8 @@ def read_json(path: Path, shape: JsonShape = "any") -> Iterator[Row | RowError]:
         raise DataError(f"{path}:{line}: invalid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{path}: unreadable JSON: {type(exc).__name__}: {str(exc)[:120]}") from None
     expected = {"list": list, "nested": dict}.get(shape, (list, dict))
     if not isinstance(data, expected):
         wanted = {"list": "a list", "nested": "a mapping {topic: {subtopic: [questions]}}"}.get(

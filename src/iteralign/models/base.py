@@ -68,6 +68,8 @@ class ModelConfig(BaseModel):
     max_concurrency: int = Field(8, ge=1, description="Concurrent requests for API backends.")
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout for API backends.")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts for API backends.")
+    backoff_base_s: float = Field(1.0, ge=0, description="First retry delay for API backends; doubles per retry "
+                                  "(with jitter, capped at 30 s).")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model for the vLLM backend.")
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments of the vLLM engine (`vllm.LLM`), e.g. "
@@ -156,7 +158,7 @@ def _load_offline(spec: ModelSpec, cfg: ModelConfig) -> ChatModel:
 def _load_openai(spec: ModelSpec, cfg: ModelConfig) -> ChatModel:
     from iteralign.models.openai_api import OpenAIModel
 
-    return OpenAIModel(spec.name, spec.base_url, cfg)
+    return OpenAIModel(spec.name, spec.base_url, cfg, backoff_base_s=cfg.backoff_base_s)
 
 
 def _load_vllm(spec: ModelSpec, cfg: ModelConfig) -> ChatModel:

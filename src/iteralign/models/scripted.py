@@ -24,20 +24,32 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from iteralign.models.base import ChatModel, Scorer
 from iteralign.types import Completion, Conversation, GenerationParams, LoglikelihoodRequest
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+#: A regex, checked when the rules file is read (so a typo is an error naming the file, not a crash at first use).
+Regex = Annotated[str, AfterValidator(_compiles)]
 
 
 class Rule(BaseModel):
     """One regex -> reply rule; the first matching rule wins."""
 
     model_config = ConfigDict(extra="forbid")
-    match: str
+    match: Regex
     reply: str
     scope: Literal["last_user", "conversation"] = "last_user"
 
@@ -46,7 +58,7 @@ class ScoreRule(BaseModel):
     """One regex on the continuation -> fixed log-likelihood."""
 
     model_config = ConfigDict(extra="forbid")
-    match: str
+    match: Regex
     logprob: float
 
 
@@ -89,8 +101,8 @@ class ScriptedModel(ChatModel, Scorer):
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             return cls(Rules.model_validate(data), name=f"scripted:{path}")
-        except (yaml.YAMLError, ValidationError) as exc:
-            raise ValueError(f"invalid scripted rules file {path}: {exc}") from exc
+        except (yaml.YAMLError, ValidationError, UnicodeDecodeError) as exc:
+            raise ValueError(f"invalid scripted rules file {path}: {exc}") from None
 
     def identity(self) -> dict:
         # latency and the call log do not change what the model says, so they are not part of its identity
