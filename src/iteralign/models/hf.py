@@ -135,7 +135,8 @@ class HFModel(ChatModel, Scorer):
             from peft import PeftModel
 
             adapter = adapter_fingerprint(cfg.adapter)
-            model = PeftModel.from_pretrained(model, cfg.adapter)
+            # Merged into the weights: inference is then as fast as the base model (the adapter file is untouched).
+            model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
         model.eval()
         return cls(model, tokenizer, cfg, name or f"hf:{path_or_hub_id}", weights_fingerprint(path_or_hub_id),
                    adapter, template)
