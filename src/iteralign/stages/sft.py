@@ -46,34 +46,20 @@ def to_dataset(examples: list[dict]):
     ])
 
 
-def _load_model(job: SFTJob):
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    dtype = torch.bfloat16 if job.cfg.bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(job.base, dtype=dtype, trust_remote_code=job.trust_remote_code)
-    if job.init_adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, job.init_adapter, is_trainable=True)
-    return model
-
-
-def _peft_config(job: SFTJob):
-    if job.cfg.method != "lora" or job.init_adapter:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(r=job.cfg.lora_r, lora_alpha=job.cfg.lora_alpha, lora_dropout=job.cfg.lora_dropout,
-                      target_modules=job.cfg.lora_target_modules, task_type="CAUSAL_LM")
-
-
 def train(job: SFTJob) -> dict:
-    """Fine-tune and save; returns training statistics. Idempotent: a finished output is not retrained."""
+    """Fine-tune and save; returns training statistics. Idempotent: a finished output is not retrained.
+
+    Runs the same in one process and in each of ``accelerate launch``'s processes (DDP, DeepSpeed ZeRO-3, FSDP):
+    the training arguments are built first so that ZeRO-3 can shard the weights while they load, and the adapter is
+    saved by every process together (see ``sft_save``) and checked before it is published.
+    """
     import torch
     from transformers import AutoTokenizer
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
+
+    from iteralign.stages.sft_model import load_model, peft_config
+    from iteralign.stages.sft_save import expected_lora_keys, save_complete
 
     out = Path(job.out_dir)
     final = out / ("adapter" if job.cfg.method == "lora" else "model")
@@ -83,32 +69,37 @@ def train(job: SFTJob) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(job.base, trust_remote_code=job.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    checkpointing = job.cfg.gradient_checkpointing
     args = TRLConfig(
         output_dir=str(ckpt_dir), num_train_epochs=job.cfg.epochs, per_device_train_batch_size=job.cfg.batch_size,
         gradient_accumulation_steps=job.cfg.grad_accum, learning_rate=job.cfg.learning_rate,
-        lr_scheduler_type=job.cfg.lr_scheduler, warmup_steps=job.cfg.warmup_ratio,  # a float < 1 is a ratio bf16=job.cfg.bf16,
+        lr_scheduler_type=job.cfg.lr_scheduler, warmup_steps=job.cfg.warmup_ratio,  # a float < 1 is a ratio
+        bf16=job.cfg.bf16, gradient_checkpointing=checkpointing, activation_checkpointing=checkpointing,
         max_length=job.cfg.max_length, completion_only_loss=True, save_strategy="epoch", save_total_limit=1,
         logging_steps=1, report_to="none", seed=job.seed, use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=False, dataloader_num_workers=0,
+        disable_tqdm=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
     )
-    trainer = SFTTrainer(model=_load_model(job), args=args, train_dataset=to_dataset(job.examples),
-                         processing_class=tokenizer, peft_config=_peft_config(job))
+    trainer = SFTTrainer(model=load_model(job), args=args, train_dataset=to_dataset(job.examples),
+                         processing_class=tokenizer, peft_config=peft_config(job))
     started = time.time()
     resume = any(ckpt_dir.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     stats = {"examples": len(job.examples), "steps": result.global_step, "train_loss": result.training_loss,
              "seconds": round(time.time() - started, 2), "resumed": resume,
+             "processes": trainer.accelerator.num_processes,
+             "tokens_per_second": _tokens_per_second(trainer, time.time() - started),
              "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]}
+    expected = expected_lora_keys(trainer.model) if job.cfg.method == "lora" else set()
+    save_complete(trainer, final, expected, stats)
     if trainer.accelerator.is_main_process:
-        tmp = out / f".{final.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        trainer.model.save_pretrained(str(tmp))
-        if job.cfg.method == "full":
-            tokenizer.save_pretrained(str(tmp))
-        (out / "train_stats.json").write_text(json.dumps(stats, indent=2))
-        tmp.rename(final)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return stats
+
+
+def _tokens_per_second(trainer, seconds: float) -> float | None:
+    """Training throughput over all processes (input tokens seen / wall time), when the trainer counted them."""
+    tokens = getattr(trainer.state, "num_input_tokens_seen", 0) or 0
+    return round(tokens / seconds, 1) if tokens and seconds > 0 else None
 
 
 def base_weights(spec: str) -> str:

@@ -1,0 +1,81 @@
+"""What the SFT stage trains: the base model (optionally 4-bit for QLoRA), the previous adapter, the LoRA config.
+
+Kept apart from ``sft.py`` so that the training recipe reads top to bottom while the loading choices (dtype,
+bitsandbytes, warm start) live in one place.
+
+QLoRA (``sft.quantization: 4bit``) follows the QLoRA paper and the PEFT/bitsandbytes docs: NF4 weights with double
+quantization, bfloat16 compute, ``prepare_model_for_kbit_training`` (frozen base, norms in float32, input grads for
+checkpointing). ``bnb_4bit_quant_storage`` is set to the compute dtype so that DeepSpeed ZeRO-3 and FSDP can shard
+the packed weights like ordinary bf16 tensors; each process places its copy on its own GPU unless ZeRO-3 shards it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from iteralign.stages.sft import SFTJob
+
+NO_GPU_FOR_QLORA = (
+    "sft.quantization: 4bit (QLoRA) needs an NVIDIA GPU: bitsandbytes' 4-bit kernels do not run on CPU. "
+    "Set sft.quantization: none here, or run on a GPU machine."
+)
+NO_BITSANDBYTES = "sft.quantization: 4bit needs bitsandbytes: pip install 'iteralign[qlora]' (NVIDIA GPU only)."
+
+
+def quantization_config(job: "SFTJob") -> Any:
+    """``BitsAndBytesConfig`` for QLoRA, or None; clear errors on a CPU machine or without bitsandbytes."""
+    if job.cfg.quantization == "none":
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(NO_GPU_FOR_QLORA)
+    try:
+        import bitsandbytes  # noqa: F401 - imported to fail early with our message, used by transformers
+    except ImportError as exc:
+        raise ImportError(NO_BITSANDBYTES) from exc
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_quant_storage=torch.bfloat16)
+
+
+def load_model(job: "SFTJob") -> Any:
+    """The model to train: base weights (bf16 or float32; 4-bit for QLoRA), plus the previous adapter if any.
+
+    Called after the training arguments exist, so that under ``accelerate launch`` with ZeRO-3 transformers already
+    knows to shard the weights as it loads them.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    quant = quantization_config(job)
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if job.cfg.bf16 or quant else torch.float32,
+                              "trust_remote_code": job.trust_remote_code}
+    if quant is not None:
+        from transformers.integrations import is_deepspeed_zero3_enabled
+
+        kwargs["quantization_config"] = quant
+        if not is_deepspeed_zero3_enabled():
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
+    model = AutoModelForCausalLM.from_pretrained(job.base, **kwargs)
+    if quant is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=job.cfg.gradient_checkpointing)
+    if job.init_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, job.init_adapter, is_trainable=True)
+    return model
+
+
+def peft_config(job: "SFTJob") -> Any:
+    """A fresh LoRA config, or None for full fine-tuning or when the previous adapter is trained further."""
+    if job.cfg.method != "lora" or job.init_adapter:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=job.cfg.lora_r, lora_alpha=job.cfg.lora_alpha, lora_dropout=job.cfg.lora_dropout,
+                      target_modules=job.cfg.lora_target_modules, task_type="CAUSAL_LM")
