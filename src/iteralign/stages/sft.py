@@ -58,6 +58,7 @@ def train(job: SFTJob) -> dict:
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
+    from iteralign.stages.sft_guard import check_disk, resume_point
     from iteralign.stages.sft_model import load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
 
@@ -66,6 +67,7 @@ def train(job: SFTJob) -> dict:
     if final.exists():
         return json.loads((out / "train_stats.json").read_text())
     ckpt_dir = out / "checkpoints"
+    check_disk(out, job.base, job.cfg.method, job.cfg.bf16)  # fail now, not at the last checkpoint
     tokenizer = AutoTokenizer.from_pretrained(job.base, trust_remote_code=job.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -82,10 +84,10 @@ def train(job: SFTJob) -> dict:
     trainer = SFTTrainer(model=load_model(job), args=args, train_dataset=to_dataset(job.examples),
                          processing_class=tokenizer, peft_config=peft_config(job))
     started = time.time()
-    resume = any(ckpt_dir.glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    resume = resume_point(ckpt_dir)  # the newest complete checkpoint: a kill may have cut the last save short
+    result = trainer.train(resume_from_checkpoint=resume)
     stats = {"examples": len(job.examples), "steps": result.global_step, "train_loss": result.training_loss,
-             "seconds": round(time.time() - started, 2), "resumed": resume,
+             "seconds": round(time.time() - started, 2), "resumed": resume is not None,
              "processes": trainer.accelerator.num_processes,
              "tokens_per_second": _tokens_per_second(trainer, time.time() - started),
              "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]}
