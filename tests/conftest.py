@@ -62,3 +62,31 @@ def smol_path() -> Path:
 import sys as _sys
 
 _sys.path.insert(0, str(Path(__file__).parent))
+
+
+# --- backends contract and vLLM glue (tests/test_backend_contract.py, tests/test_vllm_glue.py) --------------------
+
+
+@pytest.fixture(scope="session")
+def smol_hf(smol_path: Path):
+    """The 135M model on the transformers backend in float32 on CPU (batched greedy == one-at-a-time there)."""
+    from iteralign.models.base import ModelConfig
+    from iteralign.models.hf import HFModel
+
+    return HFModel.load(str(smol_path), ModelConfig(spec=f"hf:{smol_path}", dtype="float32", device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def smol_adapter(smol_path: Path, tmp_path_factory) -> Path:
+    """A random (not zero-initialised) rank-4 LoRA adapter for the 135M model: changes outputs, costs ~2 s."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(str(smol_path), dtype=torch.float32)
+    config = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                        task_type="CAUSAL_LM")
+    path = tmp_path_factory.mktemp("adapter") / "adapter"
+    get_peft_model(base, config).save_pretrained(str(path))
+    return path
