@@ -4,7 +4,8 @@ What it does: converts (once) SmolLM2-135M-Instruct to a float32 safetensors fol
 HHH from the benchmark folder as JSONL files, writes lm-eval task YAMLs that *include lm-eval's own*
 ``truthfulqa_mc1`` / ``truthfulqa_mc2`` / ``bigbench_hhh_alignment_multiple_choice`` tasks and only repoint their
 data at those files, runs both evaluators (same model folder, float32, same batch size, CPU) and prints both
-numbers, wall times and CPU times (model load included; CPU time is the fairer figure on a shared machine). Writes bench/out/compare_lm_eval.json.
+numbers, wall times and CPU times (model load included; CPU time is the fairer figure on a shared machine).
+Writes bench/out/compare_lm_eval.json.
 
 Run:  make bench-deps && .venv/bin/python bench/compare_lm_eval.py [--truthfulqa-limit 50] [--hhh-limit N]
 
@@ -120,7 +121,8 @@ def main() -> None:
     rows = {name: {"iteralign": ours[name]["score"], "lm_eval": theirs[name]["score"], "n": ours[name]["n"],
                    "diff_points": round(100 * (ours[name]["score"] - theirs[name]["score"]), 4)} for name in NAMES}
     result = {"model": f"offline:{MODEL} (float32, CPU, batch {args.batch_size})", "truthfulqa_limit": tq_limit,
-              "hhh_limit": hhh_limit, "wall_seconds": {"iteralign": round(ours_s[0], 1), "lm_eval": round(theirs_s[0], 1)},
+              "hhh_limit": hhh_limit,
+              "wall_seconds": {"iteralign": round(ours_s[0], 1), "lm_eval": round(theirs_s[0], 1)},
               "cpu_seconds": {"iteralign": round(ours_s[1], 1), "lm_eval": round(theirs_s[1], 1)},
               "cpu_threads": __import__("torch").get_num_threads(), "benchmarks": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

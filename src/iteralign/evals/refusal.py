@@ -38,14 +38,16 @@ REFUSAL_PATTERNS = [
     # "I must decline.", "I refuse."
     r"\b(?:i|we)\s+(?:must|have to|will|'ll)?\s*(?:respectfully\s+)?(?:decline|refuse)\b",
     # "I'm sorry, but ...", "I apologize, but ...", "Sorry, I can't"
-    r"\b(?:i(?:'|’)m|i am)\s+(?:very\s+|really\s+|so\s+|truly\s+)?sorry\s*(?:,|\.|!)?\s*(?:but|i|however|that)\b(?!\s+(?:you|hear|to hear))",
+    r"\b(?:i(?:'|’)m|i am)\s+(?:very\s+|really\s+|so\s+|truly\s+)?sorry\s*(?:,|\.|!)?\s*(?:but|i|however|that)\b"
+    r"(?!\s+(?:you|hear|to hear))",
     r"\bi\s+apologi[sz]e\s*(?:,|\.|!)?\s*(?:but|i|however)\b",
     r"^\W*sorry\s*(?:,|\.|!)\s*(?:but\s+)?(?:i|we)\b",
     # policy lines
     r"\bas an? (?:ai|artificial intelligence|language model|assistant|responsible ai)\b[^.!?\n]{0,80}?"
-    r"\b(?:can(?:'|’)?t|cannot|unable|not able|won(?:'|’)t|will not|not (?:allowed|permitted|appropriate)|must not)\b",
-    r"\b(?:it|this|that)(?:\s+is|'s|\s+would be)\s+(?:not|never) (?:appropriate|ethical|okay|ok|acceptable|safe|legal) "
-    r"(?:for me )?(?:to|for)\b",
+    r"\b(?:can(?:'|’)?t|cannot|unable|not able|won(?:'|’)t|will not|must not|"
+    r"not (?:allowed|permitted|appropriate))\b",
+    r"\b(?:it|this|that)(?:\s+is|'s|\s+would be)\s+(?:not|never) "
+    r"(?:appropriate|ethical|okay|ok|acceptable|safe|legal) (?:for me )?(?:to|for)\b",
     r"\b(?:against|violates?|goes against) (?:my|our|the) (?:programming|guidelines|policies|policy|principles|"
     r"ethical guidelines|ethics|values|terms)\b",
     r"\bi(?:'|’)m not (?:comfortable|going to)\b",
