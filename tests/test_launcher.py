@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -118,8 +119,11 @@ def test_two_process_cpu_sft_saves_an_adapter_that_loads_and_changes_outputs(tmp
     from iteralign.models.hf import HFModel
     from iteralign.types import GenerationParams, user
 
+    # bench/gpu_check.sh reruns this test under DeepSpeed ZeRO-3 on 2 GPUs through ITERALIGN_ACCELERATE_CONFIG
+    zero3 = os.environ.get("ITERALIGN_ACCELERATE_CONFIG")
     cfg = SFTConfig(launcher="accelerate", num_processes=2, epochs=1, batch_size=1, learning_rate=5e-3,
-                    warmup_ratio=0.0, max_length=128, replay=0, accelerate_config=str(ACCELERATE_CONFIGS / "cpu_2proc.yaml"))
+                    warmup_ratio=0.0, max_length=128, replay=0, bf16=bool(zero3),
+                    accelerate_config=zero3 or str(ACCELERATE_CONFIGS / "cpu_2proc.yaml"))
     job = SFTJob(base=str(smol_path), examples=EXAMPLES, out_dir=str(tmp_path / "sft"), cfg=cfg)
     started = time.time()
     stats = run_sft(job)
