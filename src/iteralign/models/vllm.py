@@ -93,6 +93,7 @@ class VLLMModel(ChatModel, Scorer):
         self.name, self.cfg = f"vllm:{name}", cfg
         self._path = name
         self._api = api or import_vllm(cfg.spec)
+        self._weights = weights_fingerprint(name)
         self._adapter = adapter_fingerprint(cfg.adapter) if cfg.adapter else None
         self._lora = self._api.LoRARequest("iteralign-adapter", 1, str(Path(cfg.adapter).resolve())) \
             if cfg.adapter else None
@@ -119,7 +120,7 @@ class VLLMModel(ChatModel, Scorer):
         """Backend, name, weights and adapter fingerprints, template, dtype and tensor parallelism."""
         template = self._tokenizer.chat_template or render_plain.__doc__
         return {
-            "backend": "vllm", "name": self.name, "weights": weights_fingerprint(self._path), "adapter": self._adapter,
+            "backend": "vllm", "name": self.name, "weights": self._weights, "adapter": self._adapter,
             "chat_template": hashlib.sha256(str(template).encode()).hexdigest()[:16], "dtype": self.cfg.dtype,
             "tensor_parallel_size": self.cfg.tensor_parallel_size,
             "engine_args": json.dumps(self.cfg.engine_args, sort_keys=True),
@@ -153,8 +154,9 @@ class VLLMModel(ChatModel, Scorer):
         results = []
         for ids, output in zip(prompts, self._run(prompts, sampling)):
             out = output.outputs[0]
-            results.append(Completion(text=out.text, finish_reason="length" if out.finish_reason == "length" else "stop",
-                                      prompt_tokens=len(ids), completion_tokens=len(out.token_ids)))
+            reason = "length" if out.finish_reason == "length" else "stop"  # vLLM also says "abort"
+            results.append(Completion(text=out.text, finish_reason=reason, prompt_tokens=len(ids),
+                                      completion_tokens=len(out.token_ids)))
         return results
 
     def max_length(self) -> int:

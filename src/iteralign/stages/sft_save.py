@@ -5,8 +5,9 @@ so calling ``model.save_pretrained`` on the main process alone writes tensors of
 ``stage3_gather_16bit_weights_on_model_save`` is off, ``Trainer`` writes an empty state dict): an adapter that
 loads without error and changes nothing. ``Trainer.save_model`` is the path transformers, TRL and PEFT support: on
 *every* process it gathers the full state dict (``accelerator.get_state_dict`` / DeepSpeed's consolidated 16-bit
-state dict, FSDP's full state dict, which we switch to as PEFT's FSDP guide does) and the main process writes it. ``save_complete`` calls it on all ranks, then
-checks the files on the main process and fails loudly when a tensor is empty or an expected LoRA key is missing.
+state dict / FSDP's full state dict, which we switch to first as PEFT's FSDP guide does) and the main process writes
+it. ``save_complete`` calls it on all ranks, then checks the files on the main process and fails loudly when a tensor
+is empty or an expected LoRA key is missing.
 """
 
 from __future__ import annotations
