@@ -14,8 +14,9 @@ from typing import Callable
 
 from iteralign.config import JudgeConfig, RunConfig
 from iteralign.judges import Judge, JudgePanel, PaperJudge, PolicyJudge, RefusalJudge
-from iteralign.models.base import ModelConfig, load_model
+from iteralign.models.base import ModelConfig
 from iteralign.models.cache import CachedChatModel, CallCache, cached
+from iteralign.models.lazy import LazyModel
 
 
 def default_cache_dir() -> Path:
@@ -23,7 +24,8 @@ def default_cache_dir() -> Path:
 
 
 class Roles:
-    """Loads models on first use; ``usage()`` sums the counters of every model loaded so far."""
+    """Hands out models, loaded on first use (``LazyModel``: at the first call that reaches the model, not at
+    ``get``); ``usage()`` sums the counters of every model handed out so far."""
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
@@ -36,7 +38,8 @@ class Roles:
     def get(self, model_cfg: ModelConfig) -> CachedChatModel:
         key = model_cfg.model_dump_json()
         if key not in self._loaded:
-            model = cached(load_model(model_cfg), self.cache if model_cfg.cache else None)
+            # loaded on first use: a resumed run whose stages are done never reads the weights
+            model = cached(LazyModel(model_cfg), self.cache if model_cfg.cache else None)
             model.guard = self.check_budget
             self._loaded[key] = model
         return self._loaded[key]

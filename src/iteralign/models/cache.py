@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from iteralign.models.base import ChatModel
-from iteralign.types import Completion, Conversation, GenerationParams, Usage
+from iteralign.models.base import ChatModel, Scorer
+from iteralign.types import Completion, Conversation, GenerationParams, LoglikelihoodRequest, Usage
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, completion TEXT NOT NULL)"
 
@@ -65,11 +65,12 @@ class CallCache:
         return self._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0]
 
 
-class CachedChatModel(ChatModel):
+class CachedChatModel(ChatModel, Scorer):
     """Answers repeated calls from the cache and forwards only the misses, in one batch, to the wrapped model.
 
     With ``cache=None`` every call goes to the model; the wrapper then only counts (calls, tokens) for the ledger.
-    Other attributes (``loglikelihood``, ``model``, ``tokenizer``) pass through to the wrapped model.
+    ``loglikelihood`` (not cached) and other attributes (``model``, ``tokenizer``) pass through to the wrapped model;
+    the wrapper is a ``Scorer`` so that multiple-choice benchmarks accept it, and says so when the model is not.
     """
 
     def __init__(self, inner: ChatModel, cache: CallCache | None) -> None:
@@ -109,6 +110,12 @@ class CachedChatModel(ChatModel):
         out = [by_index[i] if i in by_index else _as_cached(found[k]) for i, k in enumerate(keys)]
         self.usage.add(out)
         return out
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[float]:
+        if not isinstance(self.inner, Scorer):
+            raise TypeError(f"{type(self.inner).__name__} cannot score log-likelihoods; multiple-choice benchmarks "
+                            "need a backend that implements Scorer (hf, gguf, offline)")
+        return self.inner.loglikelihood(requests)
 
     def close(self) -> None:
         self.inner.close()
