@@ -125,6 +125,9 @@ class SFTConfig(Strict):
                                                   "NF4 by bitsandbytes (NVIDIA GPU only; method must be lora).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less "
                                          "memory for about 30% more time.")
+    packing: bool = Field(False, description="Pack several examples into each max_length row (TRL best-fit "
+                          "packing, padding-free; each example attends only to itself). See BENCHMARKS.md for when "
+                          "it pays.")
 
     @model_validator(mode="after")
     def _check_quantization(self) -> "SFTConfig":

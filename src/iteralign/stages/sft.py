@@ -53,6 +53,10 @@ def train(job: SFTJob) -> dict:
     the training arguments are built first so that ZeRO-3 can shard the weights while they load, and the adapter is
     saved by every process together (see ``sft_save``) and checked before it is published.
     """
+    out = Path(job.out_dir)
+    final = out / ("adapter" if job.cfg.method == "lora" else "model")
+    if final.exists():  # checked before importing torch/trl: a resumed run skips this stage in milliseconds
+        return json.loads((out / "train_stats.json").read_text())
     import torch
     from transformers import AutoTokenizer
     from trl import SFTConfig as TRLConfig
@@ -62,10 +66,6 @@ def train(job: SFTJob) -> dict:
     from iteralign.stages.sft_model import load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
 
-    out = Path(job.out_dir)
-    final = out / ("adapter" if job.cfg.method == "lora" else "model")
-    if final.exists():
-        return json.loads((out / "train_stats.json").read_text())
     ckpt_dir = out / "checkpoints"
     check_disk(out, job.base, job.cfg.method, job.cfg.bf16)  # fail now, not at the last checkpoint
     tokenizer = AutoTokenizer.from_pretrained(job.base, trust_remote_code=job.trust_remote_code)
@@ -77,12 +77,13 @@ def train(job: SFTJob) -> dict:
         gradient_accumulation_steps=job.cfg.grad_accum, learning_rate=job.cfg.learning_rate,
         lr_scheduler_type=job.cfg.lr_scheduler, warmup_steps=job.cfg.warmup_ratio,  # a float < 1 is a ratio
         bf16=job.cfg.bf16, gradient_checkpointing=checkpointing, activation_checkpointing=checkpointing,
-        max_length=job.cfg.max_length, completion_only_loss=True, save_strategy="epoch", save_total_limit=1,
-        logging_steps=1, report_to="none", seed=job.seed, use_cpu=not torch.cuda.is_available(),
+        max_length=job.cfg.max_length, packing=job.cfg.packing, completion_only_loss=True, save_strategy="epoch",
+        save_total_limit=1, logging_steps=1, report_to="none", seed=job.seed, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
     )
+    timer = _step_timer()
     trainer = SFTTrainer(model=load_model(job), args=args, train_dataset=to_dataset(job.examples),
-                         processing_class=tokenizer, peft_config=peft_config(job))
+                         processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
     started = time.time()
     resume = resume_point(ckpt_dir)  # the newest complete checkpoint: a kill may have cut the last save short
     result = trainer.train(resume_from_checkpoint=resume)
@@ -90,12 +91,30 @@ def train(job: SFTJob) -> dict:
              "seconds": round(time.time() - started, 2), "resumed": resume is not None,
              "processes": trainer.accelerator.num_processes,
              "tokens_per_second": _tokens_per_second(trainer, time.time() - started),
+             "step_seconds": round(timer.seconds, 2),  # optimizer steps only: no data prep, no checkpoint saves
+             "tokens_per_second_in_steps": _tokens_per_second(trainer, timer.seconds),
              "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]}
     expected = expected_lora_keys(trainer.model) if job.cfg.method == "lora" else set()
     save_complete(trainer, final, expected, stats)
     if trainer.accelerator.is_main_process:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return stats
+
+
+def _step_timer():
+    """A callback summing the wall time inside training steps, so throughput can exclude checkpoint saves."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        seconds, _t0 = 0.0, 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seconds += time.perf_counter() - self._t0
+
+    return StepTimer()
 
 
 def _tokens_per_second(trainer, seconds: float) -> float | None:
