@@ -40,7 +40,7 @@ class MCItem:
 
 
 def loglikelihoods(
-    scorer: Scorer, items: Sequence[MCItem], chunk_size: int = 512, progress: bool = True, desc: str = "scoring"
+    scorer: Scorer, items: Sequence[MCItem], chunk_size: int = 256, progress: bool = True, desc: str = "scoring"
 ) -> list[list[float]]:
     """Summed log-likelihood of every choice of every item, one list per item, in order.
 
