@@ -71,13 +71,15 @@ def run_loop(cfg: RunConfig) -> Path:
         if not examples or not cfg.sft.enabled:
             finish_iteration(run, idir, summary | {"stopped": "sft disabled" if examples else "no revision kept"})
             continue
+        roles.release(target)  # frees its memory for training (on a GPU, vLLM holds most of it); reloaded if needed
         tuned = sft_stage(cfg, run, roles, idir, it, target, examples + replay)
         tuned_eval = evaluate(cfg, run, roles, tuned, split, f"iter-{it:03d}")
         accepted, reasons = gate(cfg, accepted_eval, tuned_eval)
         finish_iteration(run, idir, summary | {"accepted": accepted, "gate_reasons": reasons, "target": tuned.model_dump()})
         if accepted:
-            roles.release(target)
             target, accepted_eval = tuned, tuned_eval
+        else:
+            roles.release(tuned)  # the previous target stays; it is reloaded on first use
         if summary["failure_rate"] <= cfg.stop.min_failure_rate:
             break
     run.manifest.mark("final", status="done", target=target.model_dump(), usage=roles.usage())
@@ -242,7 +244,8 @@ def sft_stage(cfg: RunConfig, run: RunDir, roles: Roles, idir: Path, it: int, ta
     stats = stage(run, idir / "sft", [job], roles, lambda: run_sft(job))
     if cfg.sft.method == "lora":
         return target.model_copy(update={"adapter": str(idir / "sft" / "adapter")})
-    return target.model_copy(update={"spec": f"hf:{idir / 'sft' / 'model'}", "adapter": None})
+    backend = "vllm" if target.spec.startswith("vllm:") else "hf"  # a vLLM target stays on vLLM
+    return target.model_copy(update={"spec": f"{backend}:{idir / 'sft' / 'model'}", "adapter": None})
 
 
 def gate(cfg: RunConfig, before: dict, after: dict) -> tuple[bool, list[str]]:
