@@ -106,7 +106,7 @@ def run(
     except _user_errors() as exc:  # a dead endpoint, bad data, a bad file: say what and where, not a traceback
         if debug:
             raise
-        typer.echo("\n".join([f"error: {exc}", *getattr(exc, "__notes__", [])]), err=True)
+        typer.echo(" ".join([f"error: {exc}", *(f"({note})" for note in getattr(exc, "__notes__", []))]), err=True)
         raise typer.Exit(2) from None
     typer.echo(f"run folder: {path}")
 

@@ -118,7 +118,7 @@ class Manifest:
         self.path = path
         try:
             self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"stages": {}}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, an int of 5000 digits, nested too deep
             raise RunError(f"corrupt manifest {path}: {exc}; restore it or start a new run name") from None
         stages = self.data.get("stages") if isinstance(self.data, dict) else None
         if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):

@@ -62,8 +62,9 @@ class FaultPlan(BaseModel):
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
             return cls.model_validate({"faults": data} if isinstance(data, list) else data or {})
-        except (OSError, yaml.YAMLError, ValidationError) as exc:
-            raise ValueError(f"invalid fault plan {path}: {exc}") from exc
+        # ValueError: not UTF-8, an integer of 5000 digits; RecursionError: nesting deeper than the stack
+        except (OSError, yaml.YAMLError, ValidationError, ValueError, RecursionError) as exc:
+            raise ValueError(f"invalid fault plan {path}: {exc}") from None
 
 
 class ChatMessage(BaseModel):

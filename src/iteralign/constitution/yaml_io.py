@@ -122,6 +122,8 @@ def loads(text: str, path: str | Path = "<string>", similarity_threshold: float 
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConstitutionError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except (ValueError, RecursionError) as exc:  # an integer over 4300 digits, nesting deeper than the stack
+        raise ConstitutionError(f"{path}: unreadable YAML: {type(exc).__name__}: {str(exc)[:120]}") from None
     entries = _entries(data, path)
     principles = _validate(entries, lines, path)
     return Constitution(principles, similarity_threshold)

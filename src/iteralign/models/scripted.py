@@ -101,7 +101,7 @@ class ScriptedModel(ChatModel, Scorer):
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             return cls(Rules.model_validate(data), name=f"scripted:{path}")
-        except (yaml.YAMLError, ValidationError, UnicodeDecodeError) as exc:
+        except (yaml.YAMLError, ValidationError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, huge ints
             raise ValueError(f"invalid scripted rules file {path}: {exc}") from None
 
     def identity(self) -> dict:
