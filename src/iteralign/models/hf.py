@@ -3,7 +3,9 @@
 ``HFModel.load(path_or_hub_id, cfg)`` loads weights with ``AutoModelForCausalLM`` (optionally a PEFT LoRA adapter on
 top) and the tokenizer with ``AutoTokenizer``. Generation is batched: prompts are sorted by length, cut into batches
 of ``cfg.batch_size``, left-padded with an attention mask, and answered with one ``model.generate`` per batch;
-results come back in the caller's order. Greedy batched output equals one-at-a-time output in float32 (tested).
+results come back in the caller's order. A long prefix shared by a whole batch (the judge's system message) is
+prefilled once and its cache reused (``hf_prefill``). Greedy batched output equals one-at-a-time output in float32
+(tested).
 
 Scoring (``loglikelihood``) tokenizes like lm-evaluation-harness (see ``hf_scoring``) so our multiple-choice numbers
 are comparable with published ones.
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iteralign.models.base import ChatModel, ModelConfig, Scorer
+from iteralign.models.hf_prefill import prefix_inputs, shared_prefix_len
 from iteralign.models.hf_prefix import score_requests_shared
 from iteralign.models.hf_weights import adapter_fingerprint, weights_fingerprint
 from iteralign.types import Completion, Conversation, FinishReason, GenerationParams, LoglikelihoodRequest
@@ -198,8 +201,13 @@ class HFModel(ChatModel, Scorer):
         import torch
 
         tok = self._tokenizer
-        enc = tok.pad({"input_ids": prompts}, padding=True, padding_side="left", return_tensors="pt")
-        enc = {k: v.to(self._model.device) for k, v in enc.items()}
+        maskable = getattr(self._model.config, "_attn_implementation", "sdpa") in ("sdpa", "eager")
+        shared = shared_prefix_len(prompts) if maskable else 0
+        if shared:  # e.g. the judge's system message: prefilled once for the whole batch (see hf_prefill)
+            enc = prefix_inputs(self._model, tok.pad_token_id, prompts, shared)
+        else:
+            enc = tok.pad({"input_ids": prompts}, padding=True, padding_side="left", return_tensors="pt")
+            enc = {k: v.to(self._model.device) for k, v in enc.items()}
         width = enc["input_ids"].shape[1]
         stops = self._stop_strings(params)
         sampling = params.temperature > 0
