@@ -64,7 +64,8 @@ class ModelConfig(BaseModel):
     chat_template: str | None = Field(
         None, description="Path of a Jinja chat template overriding the model's (used as fallback when it has none)."
     )
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never stored).")
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Name of the environment "
+                             "variable holding the API key (never stored); a key pasted here is refused, not echoed.")
     max_concurrency: int = Field(8, ge=1, description="Concurrent requests for API backends.")
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout for API backends.")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts for API backends.")
