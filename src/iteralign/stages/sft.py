@@ -97,6 +97,7 @@ def train(job: SFTJob) -> dict:
     expected = expected_lora_keys(trainer.model) if job.cfg.method == "lora" else set()
     save_complete(trainer, final, expected, stats)
     if trainer.accelerator.is_main_process:
+        (final / "training_args.bin").unlink(missing_ok=True)  # Trainer's pickled arguments: no pickle is published
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return stats
 
