@@ -87,7 +87,7 @@ def test_judge_eval_reports_bad_data(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(DATA.read_text().splitlines()[0] + "\n{oops\n")
     res = CliRunner().invoke(app, ["judge-eval", "--judge", str(_judge_config(tmp_path)), "--data", str(bad)])
-    assert res.exit_code == 2 and f"{bad}:2: not valid JSON" in res.output
+    assert res.exit_code == 2 and f"{bad}:2: invalid JSON" in res.output
 
 
 @pytest.mark.parametrize("line,message", [

@@ -45,3 +45,15 @@ def test_corrupt_manifest_is_a_clear_error(tmp_path):
     (tmp_path / "r" / "manifest.json").write_text("{not json")
     with pytest.raises(RunError, match="corrupt manifest"):
         RunDir(tmp_path, "r")
+
+
+def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    held = RunDir(tmp_path, "busy")
+    code = f"from iteralign.run import RunDir; RunDir({str(tmp_path)!r}, 'busy')"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode != 0 and "in use by another iteralign process" in res.stderr
+    del held
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0  # released with its owner

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from iteralign.data.records import DataError, RowError, read_jsonl
 from iteralign.config import JudgeConfig, RunConfig, RunSettings, Strict, apply_override
 from iteralign.judges import JudgeItem, JudgePanel
 from iteralign.models.base import ModelConfig
@@ -48,27 +49,24 @@ class LabelledItem(BaseModel):
 def load_labelled(path: str | Path, limit: int | None = None) -> list[LabelledItem]:
     """Read a labelled JSONL file; any bad line is an error naming ``file:line`` and the field."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise CalibrationError(f"labelled data file not found: {path}") from None
     items: list[LabelledItem] = []
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    try:
+        rows = list(read_jsonl(path))  # the prompt reader: UTF-8, BOM, deep or huge JSON give file:line errors
+    except DataError as exc:
+        raise CalibrationError(str(exc)) from None
+    for row in rows:
+        if isinstance(row, RowError):
+            raise CalibrationError(str(row))
+        lineno = int(row.where.rsplit(":", 1)[1])
+        if not isinstance(row.record, dict):
+            raise CalibrationError(f"{row.where}: expected a JSON object, got {type(row.record).__name__}")
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CalibrationError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise CalibrationError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        try:
-            item = LabelledItem.model_validate(row)
+            item = LabelledItem.model_validate(row.record)
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "<item>"
-            raise CalibrationError(f"{path}:{lineno}: field {field!r}: {err['msg']}") from None
+            raise CalibrationError(f"{row.where}: field {field!r}: {err['msg']}") from None
         item.id = item.id or f"line-{lineno}"
         if item.id in seen:
             raise CalibrationError(f"{path}:{lineno}: duplicate id {item.id!r} (first on line {seen[item.id]})")

@@ -30,8 +30,17 @@ log = logging.getLogger("iteralign")
 
 
 def run_loop(cfg: RunConfig) -> Path:
-    """Run (or resume) the configured alignment run; return its folder."""
+    """Run (or resume) the configured alignment run; return its folder. One process per run folder (locked)."""
     run = RunDir(Path(cfg.run.root), cfg.run.name)
+    try:
+        align(cfg, run)
+    finally:
+        run.close()
+    return run.path
+
+
+def align(cfg: RunConfig, run: RunDir) -> None:
+    """The method: red team -> judge -> propose -> reflect -> SFT -> evaluate, per iteration, until a stop."""
     run.write_config(dump_config(cfg))
     roles = Roles(cfg)
     ledger = Ledger(cfg.budget, run, roles.usage)
@@ -85,7 +94,6 @@ def run_loop(cfg: RunConfig) -> Path:
     run.manifest.mark("final", status="done", target=target.model_dump(), usage=roles.usage())
     ledger.write()
     write_report(run)
-    return run.path
 
 
 # --- the steps run_loop calls, in the order it calls them -------------------------------------------------------

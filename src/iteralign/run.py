@@ -140,15 +140,35 @@ class Manifest:
         self.save()
 
 
+def _lock_folder(path: Path):
+    """An exclusive, non-blocking lock on ``path/.lock``; a second process on the same run folder is refused
+    (it would clean up the first one's in-flight temp files and interleave JSONL appends). Released on exit, even
+    after SIGKILL, because the kernel drops the lock with the process."""
+    import fcntl
+
+    handle = open(path / ".lock", "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunError(f"run folder {path} is in use by another iteralign process; wait for it or stop it") from None
+    return handle
+
+
 class RunDir:
     """One run's folder and manifest; stages write through it."""
 
     def __init__(self, root: Path, name: str) -> None:
         self.path = Path(root) / safe_run_name(name)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_folder(self.path)  # held while this object lives: one process per run folder
         for orphan in list(self.path.rglob(".*.tmp")):  # an atomic write (or SFT's final save) cut short by a kill
             shutil.rmtree(orphan, ignore_errors=True) if orphan.is_dir() else orphan.unlink(missing_ok=True)
         self.manifest = Manifest(self.path / "manifest.json")
+
+    def close(self) -> None:
+        """Release the run folder's lock (also released when the process exits)."""
+        self._lock.close()
 
     def iter_dir(self, iteration: int) -> Path:
         path = self.path / f"iter-{iteration:03d}"

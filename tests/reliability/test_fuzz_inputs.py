@@ -323,8 +323,6 @@ def test_manifest_files(tmp_path, doc, raw):
         assert isinstance(manifest.stage("iter-000/judge"), dict)
 
 
-@pytest.mark.xfail(strict=True, reason="calibration.load_labelled lets UnicodeDecodeError/RecursionError/ValueError "
-                   "through (helper E's module); remove this marker once it raises CalibrationError for them")
 @FUZZ
 @given(rows=jsonl_lines)
 def test_labelled_judge_data(tmp_path, rows):

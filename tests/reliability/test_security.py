@@ -77,9 +77,6 @@ def test_the_scan_allows_safe_lookalikes(line):
     assert not any(re.search(p, line) for p in FORBIDDEN.values())
 
 
-@pytest.mark.xfail(strict=True, reason="models/hf.py and stages/sft_model.py call AutoModelForCausalLM.from_pretrained "
-                   "without use_safetensors=True: a hub model with only .bin weights is read with torch.load "
-                   "(weights_only=True, so no code runs, but not safetensors); remove this marker once both pass it")
 def test_weights_are_loaded_as_safetensors_only():
     calls = [(str(path.relative_to(REPO)), call_text(text, match.end()))
              for path in source_files() for text in [path.read_text(encoding="utf-8")]

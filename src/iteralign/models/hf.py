@@ -131,7 +131,8 @@ class HFModel(ChatModel, Scorer):
         device = resolve_device(cfg.device)
         tokenizer = AutoTokenizer.from_pretrained(path_or_hub_id, trust_remote_code=cfg.trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
-            path_or_hub_id, dtype=resolve_dtype(cfg.dtype, device), trust_remote_code=cfg.trust_remote_code
+            path_or_hub_id, dtype=resolve_dtype(cfg.dtype, device), trust_remote_code=cfg.trust_remote_code,
+            use_safetensors=True,  # weights only from safetensors: never unpickle a checkpoint
         ).to(device)
         adapter = None
         if cfg.adapter:

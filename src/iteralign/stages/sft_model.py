@@ -59,7 +59,7 @@ def load_model(job: "SFTJob") -> Any:
         kwargs["quantization_config"] = quant
         if not is_deepspeed_zero3_enabled():
             kwargs["device_map"] = {"": torch.cuda.current_device()}
-    model = AutoModelForCausalLM.from_pretrained(job.base, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(job.base, use_safetensors=True, **kwargs)
     if quant is not None:
         from peft import prepare_model_for_kbit_training
 
