@@ -4,7 +4,9 @@ What it does: converts (once) SmolLM2-135M-Instruct to a float32 safetensors fol
 HHH from the benchmark folder as JSONL files, writes lm-eval task YAMLs that *include lm-eval's own*
 ``truthfulqa_mc1`` / ``truthfulqa_mc2`` / ``bigbench_hhh_alignment_multiple_choice`` tasks and only repoint their
 data at those files, runs both evaluators (same model folder, float32, same batch size, CPU) and prints both
-numbers, wall times and CPU times (model load included; CPU time is the fairer figure on a shared machine).
+numbers, wall times and CPU times (model load included; CPU time is the fairer figure on a shared machine), and
+the token positions each evaluator ran through the model (counted by a hook on the input embedding), from which
+bench/roofline.py takes the scoring throughput.
 Writes bench/out/compare_lm_eval.json.
 
 Run:  make bench-deps && .venv/bin/python bench/compare_lm_eval.py [--truthfulqa-limit 50] [--hhh-limit N]
@@ -72,14 +74,35 @@ def write_lm_eval_tasks(data_dir: Path, out: Path, tq_limit: int | None, hhh_lim
     return names
 
 
+class TokenCounter:
+    """Counts the token positions every model forward actually computes (padding included), for either evaluator:
+    a global forward pre-hook on ``nn.Embedding`` sees the ``input_ids`` both pass to the input embedding."""
+
+    def __enter__(self) -> "TokenCounter":
+        import torch
+
+        self.tokens = 0
+
+        def hook(module, inputs):
+            if isinstance(module, torch.nn.Embedding) and inputs and inputs[0].dtype == torch.long:
+                self.tokens += inputs[0].numel()
+
+        self._handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+
+
 def run_lm_eval(model_dir: Path, task_dir: Path, tasks: list[str], batch_size: int) -> tuple[dict, tuple]:
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     start, cpu = time.perf_counter(), time.process_time()
-    res = simple_evaluate(model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=tasks,
-                          batch_size=batch_size, device="cpu", task_manager=TaskManager(include_path=str(task_dir)))
-    seconds = (time.perf_counter() - start, time.process_time() - cpu)
+    with TokenCounter() as counted:
+        res = simple_evaluate(model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=tasks,
+                              batch_size=batch_size, device="cpu", task_manager=TaskManager(include_path=str(task_dir)))
+    seconds = (time.perf_counter() - start, time.process_time() - cpu, counted.tokens)
     scores = {t.removeprefix("local_"): {"score": r["acc,none"], "stderr": r.get("acc_stderr,none")}
               for t, r in res["results"].items()}
     n = {t.removeprefix("local_"): v["effective"] if isinstance(v, dict) else v
@@ -95,9 +118,10 @@ def run_ours(data_dir: Path, tq_limit: int | None, hhh_limit: int | None, batch_
 
     start, cpu = time.perf_counter(), time.process_time()
     model = load_model(ModelConfig(spec=f"offline:{MODEL}", dtype="float32", batch_size=batch_size, device="cpu"))
-    res = run_evals(model, ["truthfulqa"], data_dir, tq_limit)["benchmarks"]
-    res.update(run_evals(model, ["hhh"], data_dir, hhh_limit)["benchmarks"])
-    return res, (time.perf_counter() - start, time.process_time() - cpu)
+    with TokenCounter() as counted:
+        res = run_evals(model, ["truthfulqa"], data_dir, tq_limit)["benchmarks"]
+        res.update(run_evals(model, ["hhh"], data_dir, hhh_limit)["benchmarks"])
+    return res, (time.perf_counter() - start, time.process_time() - cpu, counted.tokens)
 
 
 def main() -> None:
@@ -114,6 +138,7 @@ def main() -> None:
     from iteralign.models.offline import ensure_converted
 
     model_dir = ensure_converted(MODEL)
+    load_before = os.getloadavg()[0]
     ours, ours_s = run_ours(args.data_dir, tq_limit, hhh_limit, args.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         tasks = write_lm_eval_tasks(args.data_dir, Path(tmp), tq_limit, hhh_limit)
@@ -124,7 +149,14 @@ def main() -> None:
               "hhh_limit": hhh_limit,
               "wall_seconds": {"iteralign": round(ours_s[0], 1), "lm_eval": round(theirs_s[0], 1)},
               "cpu_seconds": {"iteralign": round(ours_s[1], 1), "lm_eval": round(theirs_s[1], 1)},
-              "cpu_threads": __import__("torch").get_num_threads(), "benchmarks": rows}
+              "cpu_threads": __import__("torch").get_num_threads(), "benchmarks": rows,
+              # token positions each evaluator ran through the model (padding included) and that per wall second:
+              # lm-eval re-reads every shared context; ours reads a call's common prefix once and packs choices
+              "tokens_computed": {"iteralign": ours_s[2], "lm_eval": theirs_s[2]},
+              "tokens_per_s": {"iteralign": round(ours_s[2] / ours_s[0], 1),
+                               "lm_eval": round(theirs_s[2] / theirs_s[0], 1)},
+              "speedup_wall": round(theirs_s[0] / ours_s[0], 2),
+              "load_average_before_after": [load_before, os.getloadavg()[0]]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'benchmark':<18}{'iteralign':>10}{'lm-eval':>10}{'diff(pts)':>11}{'n':>6}")

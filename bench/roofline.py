@@ -1,0 +1,148 @@
+"""The machine's roofline, and every other benchmark's figure as a fraction of the limit it is bound by.
+
+Two limits are measured here, on the threads torch uses (``--threads``, default torch's choice):
+
+* compute: a square matmul (``--size``, default 2048) in float32 and in bfloat16, best of repeats -> GFLOP/s
+  (2 n^3 flops per product);
+* memory bandwidth: copying a tensor much larger than the last-level cache (``--copy-mb``, default 512 MB) ->
+  GB/s, counting bytes read + bytes written.
+
+Then each JSON in bench/out/ that this script knows (generation, llamacpp, compare_lm_eval, sft, iteration) is read
+back and its throughput set against its bound:
+
+* decode (generation) is memory-bound: every step reads all weights once for the whole batch, so the ceiling is
+  ``bandwidth / weight_bytes * batch`` tokens/s (also capped by compute at ``flops / (2 * params)``);
+* prefill, scoring and SFT are compute-bound: ``2 * params * tokens`` flops forward, ``6 * params * tokens`` for full
+  fine-tuning, ``4 * params * tokens`` for LoRA (no weight gradients for the frozen base). Attention flops are left
+  out (sequences here are < 1k tokens, where they are a few percent).
+
+Writes bench/out/roofline.json and prints the table. Run:  .venv/bin/python bench/roofline.py [--threads 2]
+``--reuse`` skips the measurement and only recomputes the fractions from an existing roofline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+OUT = Path(__file__).parent / "out"
+
+#: Parameter counts (embedding counted once: tied in SmolLM2; the lm_head reads it every step) and weight bytes.
+PARAMS = {"smollm2-135m": 134_515_008, "qwen2.5-0.5b": 494_032_768}
+GGUF_Q4_1_BYTES = 98_362_432  # the SmolLM2 Q4_1 file llama.cpp reads (weights ~ the whole file)
+
+
+def _timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)  # the best repeat: the limit, least disturbed by other jobs on a shared machine
+
+
+def matmul_gflops(dtype_name: str, n: int, repeats: int) -> float:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    return 2 * n**3 / _timed(lambda: torch.mm(a, b), repeats) / 1e9
+
+
+def copy_gbs(mb: int, repeats: int) -> float:
+    import torch
+
+    src = torch.ones(mb * 2**20 // 4, dtype=torch.float32)
+    dst = torch.empty_like(src)
+    return 2 * src.numel() * 4 / _timed(lambda: dst.copy_(src), repeats) / 1e9
+
+
+def measure(args) -> dict:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    limits = {
+        "matmul_float32_gflops": matmul_gflops("float32", args.size, args.repeats),
+        "matmul_bfloat16_gflops": matmul_gflops("bfloat16", args.size, args.repeats),
+        "copy_gbs": copy_gbs(args.copy_mb, args.repeats),
+    }
+    return {"torch_threads": torch.get_num_threads(), "matmul_size": args.size, "copy_mb": args.copy_mb,
+            "load_average_before_after": [load, os.getloadavg()[0]], "limits": limits}
+
+
+def _read(name: str) -> dict | None:
+    path = OUT / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _row(what: str, measured: float, unit: str, ceiling: float, bound: str) -> dict:
+    return {"figure": what, "measured": round(measured, 2), "unit": unit, "ceiling": round(ceiling, 1),
+            "fraction": round(measured / ceiling, 3), "bound": bound}
+
+
+def decode_rows(lim: dict) -> list[dict]:
+    """Generation tokens/s against ``bandwidth / bytes-per-step * batch`` (capped by compute)."""
+    rows, gen = [], _read("generation")
+    params = PARAMS["smollm2-135m"]
+    for name, run in (gen or {}).get("runs", {}).items():
+        dtype = "bfloat16" if "bfloat16" in name else "float32"
+        width = 2 if dtype == "bfloat16" else 4
+        batch = run.get("batch_size", 1 if "naive" in name else gen["batch_size"])
+        mem = lim["copy_gbs"] * 1e9 / (params * width) * batch
+        comp = lim[f"matmul_{dtype}_gflops"] * 1e9 / (2 * params)
+        bound = "memory" if mem < comp else "compute"
+        rows.append(_row(f"generate {name} (batch {batch})", run["tokens_per_s"], "tok/s", min(mem, comp), bound))
+    for name, run in (gen or {}).get("llamacpp", {}).get("runs", {}).items():
+        batch = run["batch_size"]
+        mem = lim["copy_gbs"] * 1e9 / GGUF_Q4_1_BYTES * batch
+        comp = lim["matmul_float32_gflops"] * 1e9 / (2 * params)  # no int8 GEMM limit measured: fp32 as proxy
+        bound = "memory" if mem < comp else "compute (fp32 proxy)"
+        rows.append(_row(f"generate llama.cpp Q4_1 {name} (batch {batch})", run["tokens_per_s"], "tok/s",
+                         min(mem, comp), bound))
+    return rows
+
+
+def compute_rows(lim: dict) -> list[dict]:
+    """Scoring and SFT tokens/s against ``flops / (k * params)``."""
+    rows = []
+    score = _read("compare_lm_eval")
+    for who, tps in (score or {}).get("tokens_per_s", {}).items():
+        ceiling = lim["matmul_float32_gflops"] * 1e9 / (2 * PARAMS["smollm2-135m"])
+        rows.append(_row(f"scoring {who} (float32)", tps, "tok/s", ceiling, "compute"))
+    for run in (_read("sft") or {}).get("runs", []):
+        if not run.get("tokens_per_s"):
+            continue
+        k = 4 if run["method"] == "lora" else 6
+        dtype = "bfloat16" if run["bf16"] else "float32"
+        ceiling = lim[f"matmul_{dtype}_gflops"] * 1e9 / (k * PARAMS[run["params_key"]])
+        rows.append(_row(f"SFT {run['name']}", run["tokens_per_s"], "tok/s", ceiling, f"compute ({k}PT)"))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--copy-mb", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--reuse", action="store_true", help="keep the measured limits, recompute the fractions")
+    args = ap.parse_args()
+    result = _read("roofline") if args.reuse else measure(args)
+    lim = result["limits"]
+    result["fractions"] = decode_rows(lim) + compute_rows(lim)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "roofline.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(", ".join(f"{k} {v:.1f}" for k, v in lim.items()), f"(load {result['load_average_before_after']})")
+    for r in result["fractions"]:
+        print(f"{r['figure']:<52} {r['measured']:>9.1f} / {r['ceiling']:>9.1f} {r['unit']:<6} "
+              f"= {100 * r['fraction']:5.1f}%  [{r['bound']}]")
+
+
+if __name__ == "__main__":
+    main()
