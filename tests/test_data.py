@@ -283,3 +283,13 @@ def test_split_edge_sizes(n, fraction, held):
     prompts = [Prompt.make(f"prompt number {i}") for i in range(n)]
     split = split_prompts(prompts, SplitConfig(held_out_fraction=fraction))
     assert len(split.held_out) == held and len(split.train) == n - held
+
+
+def test_corrupt_gzip_is_a_data_error(tmp_path):
+    """A file that starts with the gzip magic but is corrupt inside (found by the fuzzer) names the file."""
+    from iteralign.data.records import DataError, read_jsonl
+
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\x1f\x8b\x08" + b"\x00" * 7 + b"garbage that is not deflate data" * 4)
+    with pytest.raises(DataError, match="bad.jsonl"):
+        list(read_jsonl(path))

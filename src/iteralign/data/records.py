@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ def decoded_lines(path: Path) -> Iterator[tuple[int, str | RowError]]:
                     yield number, RowError(f"{path}:{number}", f"invalid UTF-8 at byte {exc.start} of the line")
                     continue
                 yield number, (text[1:] if number == 1 and text.startswith(_BOM) else text)
-        except (OSError, EOFError) as exc:  # truncated or corrupt gzip
+        except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip
             raise DataError(f"{path}: cannot read: {exc}") from exc
 
 
