@@ -17,6 +17,8 @@ from iteralign.stages.batching import process
 from iteralign.templates import few_shot, load_prompt
 from iteralign.types import GenerationParams
 
+PROPOSALS_PER_CALL = 8
+
 
 def proposal_conversation(failures: list[dict], cfg: ProposeConfig) -> list[dict]:
     """The oracle's conversation for one batch of failures (prompt + failed response each)."""
@@ -47,7 +49,9 @@ def propose(failures: list[dict], oracle: ChatModel, store: Constitution, iterat
             for it, r in zip(batch, replies)
         ]
 
-    records = process(items, out, ask, batch_size=1, desc="propose")
+    # Several proposal conversations per generate call: decoding is memory-bound, so answering 8 costs little more
+    # than answering 1 (each reply is still logged, and resumed, as its own record).
+    records = process(items, out, ask, batch_size=PROPOSALS_PER_CALL, desc="propose")
     for rec in records:
         store.add(rec["principles"], iteration=iteration, source_ids=rec["failure_ids"])
     return records
