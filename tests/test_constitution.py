@@ -246,3 +246,10 @@ _principles = st.builds(
 @given(st.lists(_principles, max_size=5, unique_by=lambda p: p.id))
 def test_yaml_round_trip_property(principles):
     assert loads(dumps(Constitution(principles))).principles == principles
+
+
+def test_principle_label_after_a_list_marker_is_stripped():
+    reply = ("1. **Principle 1:** The assistant should refuse to explain how to build weapons.\n"
+             "2. **Principle 2:** The assistant should point people in crisis to real help lines.")
+    assert parse_principles(reply) == ["The assistant should refuse to explain how to build weapons.",
+                                       "The assistant should point people in crisis to real help lines."]

@@ -32,7 +32,10 @@ _LEAD_IN = re.compile(
     r"[^:\n]*:\s*",
     re.IGNORECASE,
 )
-_LABEL = re.compile(r"^(?:principles?|constitution|rules?|answer|response)\s*:\s*", re.IGNORECASE)
+_LABEL = re.compile(  # "Principle:", "Rule 2:" (also after a list marker: "1. **Principle 1:** ...")
+    r"^(?:(?:principles?|rules?|guidelines?)(?:\s*\#?\s*\d{1,3}\s*[:.)\-–—]|\s*:)|(?:constitution|answer|response)\s*:)\s*",
+    re.IGNORECASE,
+)
 _REFUSAL = re.compile(
     r"^(?:i'?m\s+sorry|i\s+am\s+sorry|sorry\b|i\s+apologi[sz]e|i\s+can(?:not|'t|\s+not)\b|i\s+won'?t\b|"
     r"i'?m\s+(?:not\s+able|unable)|i\s+am\s+(?:not\s+able|unable)|as\s+an\s+ai\b|unfortunately\b)",
