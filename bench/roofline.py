@@ -2,13 +2,13 @@
 
 Two limits are measured here, on the threads torch uses (``--threads``, default torch's choice):
 
-* compute: a square matmul (``--size``, default 2048) in float32 and in bfloat16, best of repeats -> GFLOP/s
-  (2 n^3 flops per product);
+* compute: square matmuls (``--sizes``, default 512, 1024, 2048) in float32 and in bfloat16, best of repeats and
+  sizes -> GFLOP/s (2 n^3 flops per product);
 * memory bandwidth: copying a tensor much larger than the last-level cache (``--copy-mb``, default 512 MB) ->
   GB/s, counting bytes read + bytes written.
 
-Then each JSON in bench/out/ that this script knows (generation, llamacpp, compare_lm_eval, sft, iteration) is read
-back and its throughput set against its bound:
+Then each JSON in bench/out/ that this script knows (generation with its llama.cpp runs, compare_lm_eval, sft) is
+read back and its throughput set against its bound, the limits scaled to the threads the figure was measured on:
 
 * decode (generation) is memory-bound: every step reads all weights once for the whole batch, so the ceiling is
   ``bandwidth / weight_bytes * batch`` tokens/s (also capped by compute at ``flops / (2 * params)``);
@@ -53,6 +53,12 @@ def matmul_gflops(dtype_name: str, n: int, repeats: int) -> float:
     return 2 * n**3 / _timed(lambda: torch.mm(a, b), repeats) / 1e9
 
 
+def best_matmul(dtype_name: str, sizes: list[int], repeats: int) -> tuple[float, dict]:
+    """The best GFLOP/s over square sizes (short products are less likely to be preempted on a shared machine)."""
+    each = {n: round(matmul_gflops(dtype_name, n, repeats), 1) for n in sizes}
+    return max(each.values()), each
+
+
 def copy_gbs(mb: int, repeats: int) -> float:
     import torch
 
@@ -67,12 +73,12 @@ def measure(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    limits = {
-        "matmul_float32_gflops": matmul_gflops("float32", args.size, args.repeats),
-        "matmul_bfloat16_gflops": matmul_gflops("bfloat16", args.size, args.repeats),
-        "copy_gbs": copy_gbs(args.copy_mb, args.repeats),
-    }
-    return {"torch_threads": torch.get_num_threads(), "matmul_size": args.size, "copy_mb": args.copy_mb,
+    fp32, fp32_each = best_matmul("float32", args.sizes, args.repeats)
+    bf16, bf16_each = best_matmul("bfloat16", args.sizes, args.repeats)
+    limits = {"matmul_float32_gflops": fp32, "matmul_bfloat16_gflops": bf16,
+              "copy_gbs": copy_gbs(args.copy_mb, args.repeats)}
+    return {"torch_threads": torch.get_num_threads(), "matmul_gflops_by_size": {"float32": fp32_each,
+            "bfloat16": bf16_each}, "copy_mb": args.copy_mb,
             "load_average_before_after": [load, os.getloadavg()[0]], "limits": limits}
 
 
@@ -86,10 +92,17 @@ def _row(what: str, measured: float, unit: str, ceiling: float, bound: str) -> d
             "fraction": round(measured / ceiling, 3), "bound": bound}
 
 
-def decode_rows(lim: dict) -> list[dict]:
+def _per_threads(lim: dict, threads: int, limit_threads: int) -> dict:
+    """The limits scaled to a figure measured on ``threads`` threads (compute and bandwidth ~linear in cores here)."""
+    return {k: v * threads / limit_threads for k, v in lim.items()}
+
+
+def decode_rows(lim: dict, limit_threads: int, generation: str = "generation") -> list[dict]:
     """Generation tokens/s against ``bandwidth / bytes-per-step * batch`` (capped by compute)."""
-    rows, gen = [], _read("generation")
+    rows, gen = [], _read(generation)
     params = PARAMS["smollm2-135m"]
+    if gen:
+        lim = _per_threads(lim, gen["torch_threads"], limit_threads)
     for name, run in (gen or {}).get("runs", {}).items():
         dtype = "bfloat16" if "bfloat16" in name else "float32"
         width = 2 if dtype == "bfloat16" else 4
@@ -108,17 +121,19 @@ def decode_rows(lim: dict) -> list[dict]:
     return rows
 
 
-def compute_rows(lim: dict) -> list[dict]:
+def compute_rows(limits: dict, limit_threads: int) -> list[dict]:
     """Scoring and SFT tokens/s against ``flops / (k * params)``."""
-    rows = []
+    rows, lim = [], limits
     score = _read("compare_lm_eval")
     for who, tps in (score or {}).get("tokens_per_s", {}).items():
-        ceiling = lim["matmul_float32_gflops"] * 1e9 / (2 * PARAMS["smollm2-135m"])
+        ceiling = _per_threads(lim, score["cpu_threads"], limit_threads)["matmul_float32_gflops"] * 1e9 / (
+            2 * PARAMS["smollm2-135m"])
         rows.append(_row(f"scoring {who} (float32)", tps, "tok/s", ceiling, "compute"))
     for run in (_read("sft") or {}).get("runs", []):
         if not run.get("tokens_per_s"):
             continue
         k = 4 if run["method"] == "lora" else 6
+        lim = _per_threads(limits, run["torch_threads"], limit_threads)
         dtype = "bfloat16" if run["bf16"] else "float32"
         ceiling = lim[f"matmul_{dtype}_gflops"] * 1e9 / (k * PARAMS[run["params_key"]])
         rows.append(_row(f"SFT {run['name']}", run["tokens_per_s"], "tok/s", ceiling, f"compute ({k}PT)"))
@@ -128,14 +143,17 @@ def compute_rows(lim: dict) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     ap.add_argument("--copy-mb", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--generation", default="generation", help="which bench/out/<name>.json holds the generation "
+                    "run (e.g. generation-threads1, measured with --threads 1: compare with limits at 1 thread)")
     ap.add_argument("--reuse", action="store_true", help="keep the measured limits, recompute the fractions")
     args = ap.parse_args()
     result = _read("roofline") if args.reuse else measure(args)
     lim = result["limits"]
-    result["fractions"] = decode_rows(lim) + compute_rows(lim)
+    threads = result["torch_threads"]
+    result["fractions"] = decode_rows(lim, threads, args.generation) + compute_rows(lim, threads)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "roofline.json").write_text(json.dumps(result, indent=2) + "\n")
     print(", ".join(f"{k} {v:.1f}" for k, v in lim.items()), f"(load {result['load_average_before_after']})")
