@@ -52,10 +52,8 @@ def write_lm_eval_tasks(data_dir: Path, out: Path, tq_limit: int | None, hhh_lim
     names = []
     for which in ("mc1", "mc2"):
         name = f"local_truthfulqa_{which}"
-        (out / f"{name}.yaml").write_text(
-            f"include: {tasks_root / 'truthfulqa' / f'truthfulqa_{which}.yaml'}\ntask: {name}\ntag: []\n"
-            f"dataset_path: json\ndataset_name: null\n"
-            f"dataset_kwargs:\n  data_files:\n    validation: {out / 'truthfulqa.jsonl'}\n")
+        _local_task(out, name, tasks_root / "truthfulqa" / f"truthfulqa_{which}.yaml", "validation",
+                    out / "truthfulqa.jsonl")
         names.append(name)
     for cat in hhh.CATEGORIES:
         items = hhh.load_items(data_dir, hhh_limit, (cat,))
@@ -66,12 +64,17 @@ def write_lm_eval_tasks(data_dir: Path, out: Path, tq_limit: int | None, hhh_lim
                 f.write(json.dumps({"inputs": it.context, "targets": [best], "multiple_choice_targets": targets,
                                     "multiple_choice_scores": [int(x) for x in it.labels]}) + "\n")
         name = f"local_hhh_{cat}"
-        (out / f"{name}.yaml").write_text(
-            f"include: {tasks_root / 'bigbench' / 'multiple_choice' / 'hhh_alignment.yaml'}\ntask: {name}\n"
-            f"tag: []\ndataset_path: json\ndataset_name: null\ntest_split: train\n"
-            f"dataset_kwargs:\n  data_files:\n    train: {out / f'hhh_{cat}.jsonl'}\n")
+        _local_task(out, name, tasks_root / "bigbench" / "multiple_choice" / "hhh_alignment.yaml", "train",
+                    out / f"hhh_{cat}.jsonl", extra="test_split: train\n")
         names.append(name)
     return names
+
+
+def _local_task(out: Path, name: str, include: Path, split: str, data_file: Path, extra: str = "") -> None:
+    """An lm-eval task YAML that reuses lm-eval's own task file but reads ``data_file`` as ``split``."""
+    (out / f"{name}.yaml").write_text(
+        f"include: {include}\ntask: {name}\ntag: []\ndataset_path: json\ndataset_name: null\n{extra}"
+        f"dataset_kwargs:\n  data_files:\n    {split}: {data_file}\n")
 
 
 class TokenCounter:
