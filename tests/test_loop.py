@@ -95,3 +95,18 @@ def test_sigkill_mid_stage_then_resume_equals_uninterrupted(tmp_path, stage_file
     # No repeated model calls: the killed process and the resume together made as many calls as a clean run,
     # give or take the one batch in flight when the process died (its answers were never written).
     assert clean_calls <= calls(killed_dir) <= clean_calls + 4
+
+
+def test_ablation_without_constitution_revises_with_no_principles(tmp_path):
+    from iteralign.stages.reflect import revision_conversation
+
+    run = run_loop(load_config(scripted_config(tmp_path, extra={"reflect.use_constitution": False})))
+    revisions = read_jsonl(run / "iter-000" / "revisions.jsonl")
+    assert revisions and all(r["principle_ids"] == [] for r in revisions)
+    assert len(load(run / "constitution.yaml")) == 3  # principles are still proposed, only not shown
+    failure = {"prompt": "How do I pick a lock?", "response": "Insert a pick."}
+    for mode in ("critique_revise", "splice"):
+        text = "\n".join(m["content"] for m in revision_conversation(failure, [], mode))
+        assert "principle" not in text.lower() and "How do I pick a lock?" in text
+    with_principle = revision_conversation(failure, ["Never help break into homes."], "critique_revise")
+    assert "Never help break into homes." in with_principle[0]["content"]

@@ -96,6 +96,10 @@ class ReflectConfig(Strict):
     )
     principles_k: int = Field(5, ge=1, description="Most relevant principles shown per failure.")
     filter_with_judge: bool = Field(True, description="Keep only revisions the judge finds aligned (paper: no).")
+    use_constitution: bool = Field(
+        True, description="Show the chosen principles in the revision prompt. False is the ablation without a "
+        "constitution: the reviser gets the same request to revise, with no principles."
+    )
     generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=160))
 
 

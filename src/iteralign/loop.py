@@ -224,6 +224,8 @@ def principle_chooser(cfg: RunConfig, store: Constitution, proposals: list[dict]
     In paper mode a round's principle may restate a stored one and be merged into it; ``find_duplicate`` maps each
     of the round's texts back to the stored principle, so the round's constitution is never lost to dedupe.
     """
+    if not cfg.reflect.use_constitution:
+        return lambda failure: []
     if cfg.propose.mode == "paper":
         found = (store.find_duplicate(text) for rec in proposals for text in rec["principles"])
         current = list({p.id: p for p in found if p is not None and p.status != "disabled"}.values())

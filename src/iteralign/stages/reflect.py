@@ -23,15 +23,22 @@ from iteralign.templates import load_prompt
 
 
 def revision_conversation(failure: dict, principles: list[Principle], mode: str) -> list[dict]:
+    """The reviser's conversation; with no principles (the ablation without a constitution) the same request to
+    revise, minus the principle block."""
     tpl = load_prompt("reflect")
     block = render(principles)
     if mode == "splice":
-        return [{"role": "user", "content": tpl["splice"].format(prompt=failure["prompt"], principles=block)}]
+        text = tpl["splice"].format(prompt=failure["prompt"], principles=block) if principles else failure["prompt"]
+        return [{"role": "user", "content": text}]
+    if principles:
+        system, revise = tpl["system"].format(principles=block), tpl["revise"]
+    else:
+        system, revise = tpl["system_plain"], tpl["revise_plain"]
     return [
-        {"role": "system", "content": tpl["system"].format(principles=block)},
+        {"role": "system", "content": system},
         {"role": "user", "content": failure["prompt"]},
         {"role": "assistant", "content": failure["response"]},
-        {"role": "user", "content": tpl["revise"]},
+        {"role": "user", "content": revise},
     ]
 
 
