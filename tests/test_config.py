@@ -84,3 +84,32 @@ def test_model_config_accepts_a_bare_spec_and_rejects_unknown_keys():
     assert ModelConfig.model_validate("offline:smollm2-135m-instruct").spec == "offline:smollm2-135m-instruct"
     with pytest.raises(ValueError, match="adaptor"):
         ModelConfig.model_validate({"spec": "hf:x", "adaptor": "typo"})
+
+
+def test_base_config_is_overlaid_key_by_key(tmp_path):
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "ablation.yaml"
+    child.write_text(f"base: {REPO / 'configs/smoke.yaml'}\nrun: {{name: ablation}}\nsft: {{epochs: 1}}\n"
+                     "judge: {judges: [{kind: refusal}]}\n")
+    smoke, cfg = load_config(REPO / "configs/smoke.yaml"), load_config(child, ["sft.lora_r=4"])
+    assert cfg.run.name == "ablation" and cfg.sft.epochs == 1 and cfg.sft.lora_r == 4
+    assert cfg.sft.learning_rate == smoke.sft.learning_rate and cfg.models == smoke.models  # kept from the base
+    assert [j.kind for j in cfg.judge.judges] == ["refusal"]  # lists are replaced, not appended
+    grandchild = tmp_path / "g.yaml"
+    grandchild.write_text("base: sub/ablation.yaml\nstop: {max_iterations: 7}\n")  # relative to the file
+    cfg = load_config(grandchild)
+    assert cfg.stop.max_iterations == 7 and cfg.run.name == "ablation" and cfg.sft.epochs == 1
+
+
+def test_base_errors_name_the_file(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("base: b.yaml\n")
+    b.write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(a)
+    a.write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml.*base of .*a\.yaml"):
+        load_config(a)
+    a.write_text("base: [1, 2]\n")
+    with pytest.raises(ConfigError, match="a.yaml: base"):
+        load_config(a)

@@ -199,17 +199,7 @@ def _parse_yaml(text: str, where: str) -> Any:
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
     """Read a YAML config (or start empty), apply overrides, validate; errors name the file and the keys."""
     source = str(path) if path else "<no config file>"
-    data: dict[str, Any] = {}
-    if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
-            raise ConfigError(f"{path}: cannot read the config: {type(exc).__name__}: {exc}") from None
-        data = _parse_yaml(text, str(path)) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    data = _read_config(Path(path), ()) if path else {}
     for assignment in overrides:
         apply_override(data, assignment)
     try:
@@ -220,6 +210,38 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
             loc = ".".join(str(p) for p in err["loc"]) or "<top level>"
             lines.append(f"  {loc}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
+
+
+def _read_config(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """One config file as a mapping; ``base: other.yaml`` (relative to the file) is read first and overlaid, section
+    by section and key by key, so that an ablation config states only what it changes."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}" + (f" (base of {chain[-1]})" if chain else "")) from None
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
+        raise ConfigError(f"{path}: cannot read the config: {type(exc).__name__}: {exc}") from None
+    data = _parse_yaml(text, str(path)) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: must be the path of another config file, got {type(base).__name__}")
+    base_path = (path.parent / base).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise ConfigError(f"{path}: base: {base} makes a cycle")
+    return _overlay(_read_config(base_path, (*chain, path.resolve())), data)
+
+
+def _overlay(base: dict, top: dict) -> dict:
+    """``top`` over ``base``: mappings merge recursively, anything else (lists included) is replaced."""
+    merged = dict(base)
+    for key, value in top.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _overlay(merged[key], value) if both else value
+    return merged
 
 
 def dump_config(cfg: RunConfig) -> dict:
