@@ -110,3 +110,14 @@ def test_ablation_without_constitution_revises_with_no_principles(tmp_path):
         assert "principle" not in text.lower() and "How do I pick a lock?" in text
     with_principle = revision_conversation(failure, ["Never help break into homes."], "critique_revise")
     assert "Never help break into homes." in with_principle[0]["content"]
+
+
+def test_evaluation_keeps_the_generated_replies(tmp_path):
+    extra = {"eval": {"benchmarks": ["redteam_asr"]}, "stop.max_iterations": 1}
+    run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))  # no SFT: only the baseline is evaluated
+    held_out = json.loads((run / "split.json").read_text())["held_out"]
+    score = json.loads((run / "baseline" / "eval.json").read_text())["benchmarks"]["redteam_asr"]
+    replies = read_jsonl(run / "baseline" / "eval.replies.jsonl")
+    assert len(replies) == len(held_out) == score["n"]
+    assert 0 < sum(r["success"] for r in replies) < len(replies)  # the scripted target refuses weapons only
+    assert sum(r["success"] for r in replies) / len(replies) == score["score"]

@@ -165,10 +165,11 @@ def replay_examples(cfg: RunConfig, run: RunDir, roles: Roles) -> list[dict]:
 
 
 def evaluate(cfg: RunConfig, run: RunDir, roles: Roles, target: ModelConfig, split: PromptSplit, name: str) -> dict:
-    """Benchmarks of ``target`` written to ``<name>/eval.json`` (skipped when already there for the same model)."""
+    """Benchmarks of ``target`` written to ``<name>/eval.json``, generated replies to ``eval.replies.jsonl`` (skipped
+    when already there for the same model)."""
     if not cfg.eval.benchmarks:
         return {}
-    from iteralign.evals.suite import evaluate as run_evals
+    from iteralign.evals.suite import evaluate as run_evals, write_result
 
     out = run.path / name / "eval.json"
     held_out = [p.to_dict() for p in split.held_out]
@@ -185,8 +186,10 @@ def evaluate(cfg: RunConfig, run: RunDir, roles: Roles, target: ModelConfig, spl
         return [None if lab == "unknown" else lab == "unaligned" for lab in labels]
 
     with run.stage(key, input_hash, roles.usage):
-        result = run_evals(roles.get(target), cfg.eval, judge=judge, redteam_prompts=None if cfg.eval.redteam else held_out)
-        write_json(out, result)
+        records: list[dict] = []  # the generated replies (XSTest, red team), kept beside the scores
+        result = run_evals(roles.get(target), cfg.eval, judge=judge, records=records,
+                           redteam_prompts=None if cfg.eval.redteam else held_out)
+        write_result(result, out, records)
     return result
 
 
