@@ -121,3 +121,35 @@ def test_evaluation_keeps_the_generated_replies(tmp_path):
     assert len(replies) == len(held_out) == score["n"]
     assert 0 < sum(r["success"] for r in replies) < len(replies)  # the scripted target refuses weapons only
     assert sum(r["success"] for r in replies) / len(replies) == score["score"]
+
+
+@pytest.mark.parametrize("stop_when_rejected", [True, False])
+def test_a_rejected_iteration_keeps_the_model_and_stops(tmp_path, monkeypatch, stop_when_rejected):
+    """SFT and evaluation stubbed (the gate's logic is what is tested): every tuned model over-refuses."""
+    import iteralign.loop as loop
+
+    def fake_sft(cfg, run, roles, idir, it, target, examples):
+        return target.model_copy(update={"adapter": str(idir / "sft" / "adapter")})
+
+    def fake_eval(cfg, run, roles, target, split, name):
+        return {"benchmarks": {"xstest_safe_refusal": {"score": 0.0 if target.adapter is None else 0.5, "n": 10}}}
+
+    monkeypatch.setattr(loop, "sft_stage", fake_sft)
+    monkeypatch.setattr(loop, "evaluate", fake_eval)
+    extra = {"sft.enabled": True, "stop.max_iterations": 3, "stop.stop_when_rejected": stop_when_rejected}
+    run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))
+    manifest = json.loads((run / "manifest.json").read_text())
+    summaries = manifest["iterations"]
+    assert [s["accepted"] for s in summaries] == [False] * (1 if stop_when_rejected else 3)
+    assert "xstest_safe_refusal rose" in summaries[0]["gate_reasons"][0]
+    assert manifest["stages"]["final"]["target"]["adapter"] is None  # the untuned model is kept
+
+
+def test_replay_draws_from_the_configured_prompts(tmp_path):
+    source = tmp_path / "benign.jsonl"
+    source.write_text("".join(json.dumps({"prompt": f"How do I bake bread number {i}?"}) + "\n" for i in range(6)))
+    extra = {"sft.replay": 4, "sft.replay_prompts": [{"path": str(source)}], "stop.max_iterations": 1}
+    run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))
+    replay = read_jsonl(run / "replay.jsonl")
+    assert len(replay) == 4 and len({r["prompt"] for r in replay}) == 4
+    assert all(r["prompt"].startswith("How do I bake bread") and r["response"] for r in replay)

@@ -120,7 +120,12 @@ class SFTConfig(Strict):
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     lora_target_modules: list[str] | str = Field("all-linear")
     replay: int = Field(16, ge=0, description="Benign prompts answered by the untuned target, mixed into training "
-                        "to guard helpfulness (0 = off).")
+                        "to guard helpfulness (0 = off); drawn at random (run seed) from `replay_prompts`.")
+    replay_prompts: list[PromptSourceConfig] = Field(
+        default_factory=lambda: [PromptSourceConfig(builtin="benign")],
+        description="Where replay prompts come from; the built-in set mixes everyday questions with safe ones that "
+        "sound risky ('how do I kill a frozen process'), which teach the model what not to refuse.",
+    )
     launcher: Literal["local", "accelerate"] = "local"
     num_processes: int = Field(1, ge=1)
     accelerate_config: str | None = Field(None, description="accelerate config file (DeepSpeed/FSDP), multi-GPU; "
@@ -144,6 +149,10 @@ class StopConfig(Strict):
     max_iterations: int = Field(2, ge=1)
     min_failure_rate: float = Field(0.0, ge=0, le=1, description="Stop once the red-team failure rate is at most this.")
     stop_when_no_new_failures: bool = Field(True, description="Stop when an iteration finds no failures.")
+    stop_when_rejected: bool = Field(
+        True, description="Stop when the gate rejects an iteration: the next one would red-team the same model on the "
+        "same prompts and repeat it. Chunked (paper) runs red-team new prompts each iteration and go on."
+    )
 
 
 class RunConfig(Strict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import shutil
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def align(cfg: RunConfig, run: RunDir) -> None:
             target, accepted_eval = tuned, tuned_eval
         else:
             roles.release(tuned)  # the previous target stays; it is reloaded on first use
+            if cfg.stop.stop_when_rejected and not cfg.redteam.chunk_size:
+                break
         if summary["failure_rate"] <= cfg.stop.min_failure_rate:
             break
     run.manifest.mark("final", status="done", target=target.model_dump(), usage=roles.usage())
@@ -157,7 +160,8 @@ def replay_examples(cfg: RunConfig, run: RunDir, roles: Roles) -> list[dict]:
     """Benign prompts answered by the untuned target: mixed into SFT so alignment does not cost helpfulness."""
     if cfg.sft.replay == 0:
         return []
-    prompts = [p.to_dict() for p in load_prompts("builtin:benign")[: cfg.sft.replay]]
+    pool = [p.to_dict() for source in cfg.sft.replay_prompts for p in load_prompts(source)]
+    prompts = random.Random(cfg.run.seed).sample(pool, min(cfg.sft.replay, len(pool)))
     target = cfg.models.target
     records = stage(run, run.path / "replay.jsonl", [target, prompts], roles, lambda: redteam(
         prompts, roles.get(target), cfg.redteam.generation, run.path / "replay.jsonl", target.batch_size))
