@@ -55,3 +55,17 @@ def test_common_prefix_keeps_a_token_per_context():
     assert _common_prefix([long + (1, 2), long + (3,)]) == long
     assert _common_prefix([long, long]) == long[:-1]  # the last context token must stay to predict the answer
     assert _common_prefix([(1, 2, 3), (1, 2, 4)]) == ()  # too short to be worth a cache
+
+
+def test_token_batches_bound_padded_tokens_and_cover_everything():
+    from iteralign.models.hf_scoring import MAX_BATCH_TOKENS, token_batches
+
+    lengths = sorted([5000, 1500, 900, 700, 300, 300, 120] + [40] * 100, reverse=True)
+    chunks = token_batches(lengths, batch_size=16)
+    assert [i for c in chunks for i in range(len(lengths))[c]] == list(range(len(lengths)))  # in order, no gaps
+    for c in chunks:
+        size = len(range(len(lengths))[c])
+        assert size <= 16 and (size == 1 or size * lengths[c.start] <= MAX_BATCH_TOKENS)
+    sizes = [len(range(len(lengths))[c]) for c in chunks]
+    assert sizes[:3] == [1, 1, 2]  # 5000 and 1500 alone; 900 + 700 fit 2048
+    assert sizes.count(16) >= 6  # the short ones fill whole batches

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from iteralign.models.hf_scoring import _max_length, encode_pair, score_requests
+from iteralign.models.hf_scoring import _max_length, encode_pair, score_requests, token_batches
 from iteralign.types import LoglikelihoodRequest
 
 #: Shorter common prefixes are not worth a separate cache (HHH shares only "\nHuman:").
@@ -62,9 +62,8 @@ def score_requests_shared(model: Any, tokenizer: Any, requests: list[Loglikeliho
         return score_requests(model, tokenizer, requests, batch_size)
     prefix_kv = _prefix_cache(model, shared)
     groups.sort(key=lambda g: len(g.tokens()), reverse=True)
-    for start in range(0, len(groups), batch_size):
-        batch = groups[start:start + batch_size]
-        for i, score in _score_packed(model, tokenizer, batch, len(shared), prefix_kv):
+    for chunk in token_batches([len(g.tokens()) for g in groups], batch_size):
+        for i, score in _score_packed(model, tokenizer, groups[chunk], len(shared), prefix_kv):
             scores[i] = score
     return scores
 
@@ -144,7 +143,6 @@ def _score_packed(model: Any, tokenizer: Any, batch: list[_Group], prefix_len: i
         logits = model(input_ids=ids.to(dev), position_ids=pos.to(dev), attention_mask=mask.to(dev),
                        cache=_batch_cache(prefix_kv, len(batch)), use_cache=prefix_kv is not None,
                        logits_to_keep=keep).logits
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
     base = width - keep  # column of kept index 0
     out = []
     for b, g in enumerate(batch):
@@ -152,7 +150,9 @@ def _score_packed(model: Any, tokenizer: Any, batch: list[_Group], prefix_len: i
         s = ctx_last + 1
         for i, cont in g.continuations:
             cols = [ctx_last - base] + [s + k - base for k in range(len(cont) - 1)]
-            picked = logprobs[b, cols].gather(-1, torch.tensor(cont, device=logprobs.device)[:, None])
+            # only the predicting columns, in float32: the whole batch's would be batch x keep x vocab x 4 bytes
+            logprobs = torch.log_softmax(logits[b, cols].float(), dim=-1)
+            picked = logprobs.gather(-1, torch.tensor(cont, device=logprobs.device)[:, None])
             out.append((i, float(picked.sum())))
             s += len(cont) - 1
     return out
