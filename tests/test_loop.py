@@ -153,3 +153,7 @@ def test_replay_draws_from_the_configured_prompts(tmp_path):
     replay = read_jsonl(run / "replay.jsonl")
     assert len(replay) == 4 and len({r["prompt"] for r in replay}) == 4
     assert all(r["prompt"].startswith("How do I bake bread") and r["response"] for r in replay)
+    assert all(r["response"].startswith("Sure!") for r in replay)  # the scripted target's answer
+    extra |= {"sft.replay_from": "reviser", "run.name": "from-reviser"}
+    run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))
+    assert all(r["response"].startswith("I can't help") for r in read_jsonl(run / "replay.jsonl"))  # the reviser's

@@ -126,6 +126,10 @@ class SFTConfig(Strict):
         description="Where replay prompts come from; the built-in set mixes everyday questions with safe ones that "
         "sound risky ('how do I kill a frozen process'), which teach the model what not to refuse.",
     )
+    replay_from: Literal["target", "reviser"] = Field(
+        "target", description="Who answers the replay prompts: the untuned target (its own helpfulness, kept as it "
+        "was) or the reviser (better answers, i.e. distillation from a stronger model; changes the target's style)."
+    )
     launcher: Literal["local", "accelerate"] = "local"
     num_processes: int = Field(1, ge=1)
     accelerate_config: str | None = Field(None, description="accelerate config file (DeepSpeed/FSDP), multi-GPU; "

@@ -157,14 +157,15 @@ def prepare_split(cfg: RunConfig, run: RunDir) -> PromptSplit:
 
 
 def replay_examples(cfg: RunConfig, run: RunDir, roles: Roles) -> list[dict]:
-    """Benign prompts answered by the untuned target: mixed into SFT so alignment does not cost helpfulness."""
+    """Benign prompts answered by the untuned target (or the reviser): mixed into SFT so that alignment does not
+    cost helpfulness."""
     if cfg.sft.replay == 0:
         return []
     pool = [p.to_dict() for source in cfg.sft.replay_prompts for p in load_prompts(source)]
     prompts = random.Random(cfg.run.seed).sample(pool, min(cfg.sft.replay, len(pool)))
-    target = cfg.models.target
-    records = stage(run, run.path / "replay.jsonl", [target, prompts], roles, lambda: redteam(
-        prompts, roles.get(target), cfg.redteam.generation, run.path / "replay.jsonl", target.batch_size))
+    model = cfg.models.target if cfg.sft.replay_from == "target" else cfg.models.reviser or cfg.models.target
+    records = stage(run, run.path / "replay.jsonl", [model, prompts], roles, lambda: redteam(
+        prompts, roles.get(model), cfg.redteam.generation, run.path / "replay.jsonl", model.batch_size))
     return [{"prompt": r["prompt"], "completion": r["response"]} for r in records if r["response"]]
 
 
