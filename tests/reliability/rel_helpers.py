@@ -82,9 +82,10 @@ def outputs(run: Path) -> dict:
 
 
 def jsonl_ids(run: Path) -> dict[str, list[str]]:
-    """Every JSONL log of a run and the ids of its records, in file order."""
+    """Every JSONL log of a run and the ids of its records, in file order (``*.replies.jsonl`` are not logs: the
+    evaluation writes them whole, atomically, and their records have no ids)."""
     return {str(p.relative_to(run)): [json.loads(line)["id"] for line in p.read_text().splitlines()]
-            for p in sorted(run.rglob("*.jsonl"))}
+            for p in sorted(run.rglob("*.jsonl")) if not p.name.endswith(".replies.jsonl")}
 
 
 def assert_no_duplicates(run: Path) -> int:
