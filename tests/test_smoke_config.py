@@ -16,8 +16,7 @@ from iteralign.types import GenerationParams, user
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow  # ~3 CPU-minutes: run with `make test-slow`
-@pytest.mark.model
+@pytest.mark.model  # ~25 s on an idle 2-core machine (~3 CPU-minutes under heavy load)
 def test_smoke_config_trains_an_adapter_that_changes_answers(tmp_path, smol_path, monkeypatch):
     monkeypatch.chdir(REPO)  # the smoke config names its scripted rules relative to the repository
     cfg = load_config(REPO / "configs/smoke.yaml", [
