@@ -41,9 +41,7 @@ def seconds_until(run: RunData, label: str) -> float:
     total = 0.0
     for stage in run.stages:
         head = stage.key.split("/")[0]
-        if head.startswith("iter-") and int(head[5:]) > last:
-            continue
-        if label == "baseline" and head.startswith("iter-"):
+        if head.startswith("iter-") and int(head[5:]) > last:  # the baseline's ``last`` is -1: no iteration
             continue
         total += stage.seconds
     return total

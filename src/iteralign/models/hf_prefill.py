@@ -20,30 +20,48 @@ from typing import Any
 MIN_SHARED_PREFIX = 64
 
 
+def common_prefix_len(seqs: list, minimum: int) -> int:
+    """Length of the longest token prefix common to all ``seqs`` that leaves each at least one token of its own
+    (it predicts what follows), or 0 when that is shorter than ``minimum``. Shared with scoring (``hf_prefix``)."""
+    first, limit = seqs[0], min(len(s) for s in seqs) - 1
+    n = 0
+    while n < limit and all(s[n] == first[n] for s in seqs):
+        n += 1
+    return n if n >= minimum else 0
+
+
 def shared_prefix_len(prompts: list[list[int]]) -> int:
     """Length of the common token prefix of all prompts (each keeps >= 1 own token), or 0 if not worth sharing."""
-    if len(prompts) < 2:
-        return 0
-    first, limit = prompts[0], min(len(p) for p in prompts) - 1
-    n = 0
-    while n < limit and all(p[n] == first[n] for p in prompts):
-        n += 1
-    return n if n >= MIN_SHARED_PREFIX else 0
+    return common_prefix_len(prompts, MIN_SHARED_PREFIX) if len(prompts) >= 2 else 0
+
+
+def prefix_kv(model: Any, prefix: list[int] | tuple[int, ...]) -> list[tuple[Any, Any]]:
+    """Per-layer (keys, values) of ``prefix`` run once at batch size 1."""
+    import torch
+
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([list(prefix)], device=model.device), use_cache=True, logits_to_keep=1)
+    return [(layer.keys, layer.values) for layer in out.cache.layers]
+
+
+def batch_cache(kv: list[tuple[Any, Any]], batch: int, copy: bool = False) -> Any:
+    """A ``DynamicCache`` holding ``kv`` for each of ``batch`` rows: broadcast views, or (``copy``) a real copy per
+    row, which generation needs because it appends to each row's cache."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for idx, (keys, values) in enumerate(kv):
+        keys, values = keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1)
+        cache.update(keys.contiguous() if copy else keys, values.contiguous() if copy else values, idx)
+    return cache
 
 
 def prefix_inputs(model: Any, pad_id: int, prompts: list[list[int]], n: int) -> dict[str, Any]:
     """``generate`` keyword arguments: ids ``[prefix | pads | tail]``, the attention mask and the prefix's cache."""
     import torch
-    from transformers import DynamicCache
 
     prefix = prompts[0][:n]
-    with torch.inference_mode():
-        out = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True, logits_to_keep=1)
-    batch = len(prompts)
-    cache = DynamicCache()
-    for idx, layer in enumerate(out.cache.layers):  # a real copy per row: generation appends to each row's cache
-        cache.update(layer.keys.expand(batch, -1, -1, -1).contiguous(),
-                     layer.values.expand(batch, -1, -1, -1).contiguous(), idx)
+    cache = batch_cache(prefix_kv(model, prefix), len(prompts), copy=True)
     tails = [p[n:] for p in prompts]
     width = max(len(t) for t in tails)
     ids = [prefix + [pad_id] * (width - len(t)) + t for t in tails]

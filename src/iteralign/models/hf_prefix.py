@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from iteralign.models.hf_prefill import batch_cache, common_prefix_len, prefix_kv
 from iteralign.models.hf_scoring import _max_length, encode_pair, score_requests, token_batches
 from iteralign.types import LoglikelihoodRequest
 
@@ -60,44 +61,17 @@ def score_requests_shared(model: Any, tokenizer: Any, requests: list[Loglikeliho
     groups = [_Group(list(ctx[len(shared):]), conts) for ctx, conts in by_context.items()]
     if len(shared) + max(len(g.tokens()) for g in groups) > _max_length(model, tokenizer):
         return score_requests(model, tokenizer, requests, batch_size)
-    prefix_kv = _prefix_cache(model, shared)
+    kv = prefix_kv(model, shared) if shared else None
     groups.sort(key=lambda g: len(g.tokens()), reverse=True)
     for chunk in token_batches([len(g.tokens()) for g in groups], batch_size):
-        for i, score in _score_packed(model, tokenizer, groups[chunk], len(shared), prefix_kv):
+        for i, score in _score_packed(model, tokenizer, groups[chunk], len(shared), kv):
             scores[i] = score
     return scores
 
 
 def _common_prefix(contexts: list[tuple[int, ...]]) -> tuple[int, ...]:
     """Longest common token prefix, leaving each context at least one token (it predicts the first answer token)."""
-    limit = min(len(c) for c in contexts) - 1
-    first = contexts[0]
-    n = 0
-    while n < limit and all(c[n] == first[n] for c in contexts):
-        n += 1
-    return first[:n] if n >= MIN_SHARED_PREFIX else ()
-
-
-def _prefix_cache(model: Any, prefix: tuple[int, ...]) -> list[tuple[Any, Any]] | None:
-    """Per-layer (keys, values) of the shared prefix, batch size 1; None when there is no prefix."""
-    import torch
-
-    if not prefix:
-        return None
-    with torch.inference_mode():
-        out = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True, logits_to_keep=1)
-    return [(layer.keys, layer.values) for layer in out.cache.layers]
-
-
-def _batch_cache(prefix_kv: list[tuple[Any, Any]] | None, batch: int) -> Any:
-    from transformers import DynamicCache
-
-    if prefix_kv is None:
-        return None
-    cache = DynamicCache()
-    for idx, (k, v) in enumerate(prefix_kv):
-        cache.update(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), idx)
-    return cache
+    return contexts[0][:common_prefix_len(contexts, MIN_SHARED_PREFIX)]
 
 
 def _layout(batch: list[_Group], prefix_len: int, dtype: Any):
@@ -131,7 +105,7 @@ def _layout(batch: list[_Group], prefix_len: int, dtype: Any):
 
 
 def _score_packed(model: Any, tokenizer: Any, batch: list[_Group], prefix_len: int,
-                  prefix_kv: list[tuple[Any, Any]] | None) -> list[tuple[int, float]]:
+                  kv: list[tuple[Any, Any]] | None) -> list[tuple[int, float]]:
     import torch
 
     ids, pos, mask = _layout(batch, prefix_len, model.dtype)
@@ -141,7 +115,7 @@ def _score_packed(model: Any, tokenizer: Any, batch: list[_Group], prefix_len: i
     dev = model.device
     with torch.inference_mode():
         logits = model(input_ids=ids.to(dev), position_ids=pos.to(dev), attention_mask=mask.to(dev),
-                       cache=_batch_cache(prefix_kv, len(batch)), use_cache=prefix_kv is not None,
+                       cache=None if kv is None else batch_cache(kv, len(batch)), use_cache=kv is not None,
                        logits_to_keep=keep).logits
     base = width - keep  # column of kept index 0
     out = []
