@@ -1,7 +1,7 @@
 """Peak memory and time of log-likelihood scoring: batches bounded by padded tokens vs a fixed count of sequences.
 
-Each configuration runs in its own child process (peak RSS is per process), alternating, on HHH items (long
-continuations) with a 150k-vocabulary model. "fixed" sets ``hf_scoring.MAX_BATCH_TOKENS`` so high that only
+Each configuration runs in its own child process (peak RSS is per process; the ``--worker`` convention of
+bench/sft.py), alternating, on HHH items (long continuations) with a 150k-vocabulary model. "fixed" sets ``hf_scoring.MAX_BATCH_TOKENS`` so high that only
 ``--batch-size`` bounds a batch, which is how scoring batched before the token budget.
 
     .venv/bin/python bench/scoring_memory.py [--model offline:qwen2.5-coder-0.5b-instruct] [--limit 16] [--repeats 1]
@@ -14,21 +14,25 @@ import json
 import subprocess
 import sys
 
-CHILD = """
-import json, resource, sys, time
-from iteralign.evals import hhh
-from iteralign.models import hf_scoring
-from iteralign.models.base import ModelConfig, load_model
-if sys.argv[1] == "fixed":
-    hf_scoring.MAX_BATCH_TOKENS = 10 ** 9
-model = load_model(ModelConfig(spec=sys.argv[2], dtype="bfloat16", batch_size=int(sys.argv[4])))
-items = hhh.load_items(None, int(sys.argv[3]), hhh.CATEGORIES)
-start = time.perf_counter()
-scores = hhh.evaluate(model, items, False)
-print(json.dumps({"seconds": round(time.perf_counter() - start, 1),
-                  "peak_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
-                  "hhh_overall": scores["hhh_overall"].score}))
-"""
+
+def worker(mode: str, spec: str, limit: int, batch_size: int) -> dict:
+    """One configuration, in this (fresh) process: score HHH, then report time, peak RSS and the score."""
+    import resource
+    import time
+
+    from iteralign.evals import hhh
+    from iteralign.models import hf_scoring
+    from iteralign.models.base import ModelConfig, load_model
+
+    if mode == "fixed":
+        hf_scoring.MAX_BATCH_TOKENS = 10**9
+    model = load_model(ModelConfig(spec=spec, dtype="bfloat16", batch_size=batch_size))
+    items = hhh.load_items(None, limit, hhh.CATEGORIES)
+    start = time.perf_counter()
+    scores = hhh.evaluate(model, items, False)
+    return {"seconds": round(time.perf_counter() - start, 1),
+            "peak_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+            "hhh_overall": scores["hhh_overall"].score}
 
 
 def main() -> None:
@@ -37,11 +41,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=16, help="HHH items per category.")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.model, args.limit, args.batch_size)))
+        return
     rows = []
     for _ in range(args.repeats):
         for mode in ("fixed", "token-budget"):
-            out = subprocess.run([sys.executable, "-c", CHILD, mode, args.model, str(args.limit), str(args.batch_size)],
+            out = subprocess.run([sys.executable, __file__, "--worker", mode, "--model", args.model, "--limit",
+                                  str(args.limit), "--batch-size", str(args.batch_size)],
                                  capture_output=True, text=True, check=True)
             rows.append({"mode": mode, **json.loads(out.stdout.strip().splitlines()[-1])})
             print(rows[-1], flush=True)
