@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from iteralign.data.benchmarks import default_benchmarks_dir  # noqa: E402
+from iteralign.data.benchmark_files import packaged_dir  # noqa: E402
 from iteralign.evals import hhh, truthfulqa  # noqa: E402
 from iteralign.evals.suite import run_evals  # noqa: E402
 
@@ -129,14 +128,12 @@ def run_ours(data_dir: Path, tq_limit: int | None, hhh_limit: int | None, batch_
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", type=Path, default=default_benchmarks_dir())
+    ap.add_argument("--data-dir", type=Path, default=packaged_dir(), help="default: the copy shipped in the package")
     ap.add_argument("--truthfulqa-limit", type=int, default=50, help="first N questions (0 = all 817)")
     ap.add_argument("--hhh-limit", type=int, default=0, help="first N examples per category (0 = all)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "compare_lm_eval.json")
     args = ap.parse_args()
-    if args.data_dir is None:
-        sys.exit("no benchmark folder: pass --data-dir (needs truthfulqa/ and bigbench_hhh/)")
     tq_limit, hhh_limit = args.truthfulqa_limit or None, args.hhh_limit or None
     from iteralign.models.offline import ensure_converted
 

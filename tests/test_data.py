@@ -1,5 +1,5 @@
-"""Prompt sources, the benchmark formats (read in place from ../shared/benchmarks), bad input, the built-in seeds and
-the deduplicated seeded split."""
+"""Prompt sources, the benchmark formats (the copy shipped in the package), the benchmark lookup order and its
+integrity check, bad input, the built-in seeds and the deduplicated seeded split."""
 
 from __future__ import annotations
 
@@ -21,15 +21,16 @@ from iteralign.data import (
     PromptSourceConfig,
     PromptSplit,
     SplitConfig,
-    default_benchmarks_dir,
+    BenchmarkDataError,
     iter_prompts,
     load_prompts,
     load_sources,
+    locate,
+    packaged_dir,
     split_prompts,
 )
 
-BENCH = default_benchmarks_dir()
-needs_bench = pytest.mark.skipif(BENCH is None or not BENCH.is_dir(), reason="../shared/benchmarks not present")
+BENCH = packaged_dir()
 
 
 def write(path: Path, data: str | bytes) -> Path:
@@ -40,7 +41,6 @@ def write(path: Path, data: str | bytes) -> Path:
 # --- the shared benchmark formats -------------------------------------------------------------------------------
 
 
-@needs_bench
 @pytest.mark.parametrize(
     ("source", "count", "categories"),
     [
@@ -50,7 +50,7 @@ def write(path: Path, data: str | bytes) -> Path:
         ({"path": "dangerousqa/dangerousqa.json", "format": "dangerousqa"}, 200, 0),
         ({"path": "dangerousqa/adversarialqa.json"}, 500, 0),
         ({"path": "advbench/harmful_behaviors.csv", "format": "advbench"}, 520, 0),
-        ({"path": "advbench/harmful_strings.csv", "field": "target"}, 574, 0),
+        ({"path": "advbench/harmful_behaviors.csv", "field": "target"}, 520, 0),
         ({"path": "xstest/xstest_prompts.csv", "category_field": "type"}, 450, 18),
     ],
 )
@@ -61,7 +61,6 @@ def test_benchmark_files_load_with_counts_from_sources_md(source, count, categor
     assert all(p.text == p.text.strip() and p.text for p in prompts)
 
 
-@needs_bench
 def test_nested_files_keep_topic_as_category_and_subtopic_without_colon():
     prompts = load_prompts({"path": str(BENCH / "dangerousqa/catqa_english.json")})
     first = prompts[0]
@@ -70,7 +69,6 @@ def test_nested_files_keep_topic_as_category_and_subtopic_without_colon():
     assert Counter(p.category for p in prompts)["Illegal Activity"] == 50
 
 
-@needs_bench
 def test_hh_rlhf_gzip_dialogues_give_first_human_turn():
     path = str(BENCH / "hh_rlhf_harmless_base/test.jsonl.gz")
     prompts = load_prompts({"path": path, "format": "hh_rlhf"})
@@ -81,16 +79,13 @@ def test_hh_rlhf_gzip_dialogues_give_first_human_turn():
     assert [p.text for p in load_prompts(path)] == [p.text for p in prompts]  # auto: .jsonl.gz + 'chosen'
 
 
-@needs_bench
-def test_truthfulqa_csv_with_bom_reads_first_column_name():
-    prompts = load_prompts(
-        {"path": str(BENCH / "truthfulqa/TruthfulQA.csv"), "field": "Question", "category_field": "Type"}
-    )
-    assert len(prompts) == 817
+def test_csv_with_bom_reads_first_column_name(tmp_path):
+    path = write(tmp_path / "tqa.csv", "\ufeffQuestion,Type\nIs the sky blue?,Adversarial\nWhy?,Non-Adversarial\n")
+    prompts = load_prompts({"path": str(path), "field": "Question", "category_field": "Type"})
+    assert [p.text for p in prompts] == ["Is the sky blue?", "Why?"]
     assert {p.category for p in prompts} == {"Adversarial", "Non-Adversarial"}
 
 
-@needs_bench
 def test_named_format_rejects_the_wrong_shape():
     with pytest.raises(DataError, match=r"harmfulqa\.json: expected a list"):
         load_prompts({"path": str(BENCH / "dangerousqa/harmfulqa.json"), "format": "dangerousqa"})
@@ -231,7 +226,6 @@ def test_builtin_seed_sets_cover_categories_and_styles():
     assert not {p.id for p in seeds} & {p.id for p in benign}
 
 
-@needs_bench
 def test_seed_prompts_are_not_copied_from_the_benchmarks():
     files = ["dangerousqa/harmfulqa.json", "dangerousqa/catqa_english.json", "dangerousqa/dangerousqa.json",
              "dangerousqa/adversarialqa.json", "advbench/harmful_behaviors.csv", "xstest/xstest_prompts.csv",
@@ -242,9 +236,66 @@ def test_seed_prompts_are_not_copied_from_the_benchmarks():
     assert not {p.id for p in ours} & {p.id for p in bench}
 
 
-def test_benchmarks_dir_env_override(monkeypatch, tmp_path):
-    monkeypatch.setenv("ITERALIGN_BENCHMARKS", str(tmp_path))
-    assert default_benchmarks_dir() == tmp_path
+def test_benchmark_lookup_order_data_dir_then_env_then_packaged(monkeypatch, tmp_path):
+    mine, env = tmp_path / "mine", tmp_path / "env"
+    for folder in (mine, env):
+        write_tree(folder, {"xstest/xstest_prompts.csv": "id,prompt,type,label\n1,x,homonyms,safe\n"})
+    monkeypatch.setenv("ITERALIGN_BENCHMARKS", str(env))
+    assert locate("xstest/xstest_prompts.csv", mine)[0].origin == "data_dir"
+    assert locate("xstest/xstest_prompts.csv")[0].path == env / "xstest/xstest_prompts.csv"
+    found, tried = locate("advbench/harmful_behaviors.csv", mine)  # neither folder has it: the packaged copy
+    assert found.origin == "packaged" and found.path == BENCH / "advbench/harmful_behaviors.csv" and len(tried) == 2
+    monkeypatch.delenv("ITERALIGN_BENCHMARKS")
+    assert locate("xstest/xstest_prompts.csv")[0].origin == "packaged"
+
+
+def test_a_named_benchmark_folder_that_does_not_exist_is_an_error(monkeypatch, tmp_path):
+    with pytest.raises(BenchmarkDataError, match="nowhere.*data_dir"):
+        locate("xstest/xstest_prompts.csv", tmp_path / "nowhere")
+    monkeypatch.setenv("ITERALIGN_BENCHMARKS", str(tmp_path / "typo"))
+    with pytest.raises(BenchmarkDataError, match="typo.*ITERALIGN_BENCHMARKS"):
+        locate("xstest/xstest_prompts.csv")
+
+
+def test_every_packaged_file_is_in_the_sha256_manifest_and_matches():
+    from iteralign.data.benchmark_files import read_manifest, sha256_file
+
+    sums = read_manifest(BENCH / "SHA256SUMS")
+    data = {p.relative_to(BENCH).as_posix() for p in BENCH.rglob("*")
+            if p.is_file() and p.name not in ("SHA256SUMS", "SOURCES.md", "LICENSE")}
+    assert data == set(sums) and len(sums) == 13
+    assert all(sha256_file(BENCH / rel) == digest for rel, digest in sums.items())
+    assert all((BENCH / rel.split("/")[0] / "LICENSE").is_file() for rel in sums)  # each set keeps its licence
+
+
+def test_a_damaged_or_truncated_file_is_refused_naming_it(monkeypatch, tmp_path):
+    import shutil
+
+    from iteralign.data import benchmark_files
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(BENCH, copy)
+    monkeypatch.setattr(benchmark_files, "packaged_dir", lambda: copy)
+    target = copy / "xstest/xstest_prompts.csv"
+    target.write_bytes(target.read_bytes()[:-100])  # truncated
+    with pytest.raises(BenchmarkDataError, match=r"xstest_prompts\.csv: damaged or truncated"):
+        locate("xstest/xstest_prompts.csv")
+    (copy / "advbench/harmful_behaviors.csv").write_text("goal,target\nedited,row\n")  # edited: same refusal
+    with pytest.raises(BenchmarkDataError, match=r"harmful_behaviors\.csv: damaged or truncated"):
+        load_prompts("benchmark:advbench")
+
+
+def test_named_public_sets_load_from_the_packaged_copy():
+    assert len(load_prompts("benchmark:advbench")) == 520
+    assert len(load_prompts({"benchmark": "harmfulqa"})) == 1960
+    prompts = load_prompts({"benchmark": "hh_rlhf_harmless", "limit": 3})
+    assert [p.source for p in prompts] == ["benchmark:hh_rlhf_harmless"] * 3 and "Human:" not in prompts[0].text
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
 
 
 # --- dedupe and split -------------------------------------------------------------------------------------------

@@ -129,6 +129,9 @@ def test_limit_applies(tmp_path):
 
 
 def test_missing_data_names_what_was_looked_for(tmp_path, monkeypatch):
+    from iteralign.data import benchmark_files
+
+    monkeypatch.setattr(benchmark_files, "packaged_dir", lambda: tmp_path / "no-package-copy")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(BenchmarkDataError) as err:

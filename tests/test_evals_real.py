@@ -1,36 +1,42 @@
-"""`iteralign eval` end to end on the real SmolLM2-135M-Instruct and the shared benchmark files (tiny limits)."""
+"""`iteralign eval` end to end on the real SmolLM2-135M-Instruct, as a new user runs it: the installed command, from
+an empty working directory, with an empty home and cache, so that the benchmark data must come from the package."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from iteralign.cli import app
-from iteralign.data.benchmarks import default_benchmarks_dir
 
-pytestmark = [pytest.mark.model,
-              pytest.mark.skipif(default_benchmarks_dir() is None, reason="no ../shared/benchmarks folder")]
+pytestmark = pytest.mark.model
 
 
-@pytest.mark.slow  # ~2 min on the shared 2-core machine (model load, 3 benchmarks, generation)
-def test_cli_eval_writes_table_and_json(smol_path, tmp_path):
-    out = tmp_path / "eval.json"
-    result = CliRunner().invoke(app, [
-        "eval", "--model", "offline:smollm2-135m-instruct", "--dtype", "float32", "--limit", "2",
-        "--benchmarks", "truthfulqa_mc2,hhh_harmless,xstest_safe_refusal", "--max-new-tokens", "8",
-        "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "truthfulqa_mc2" in result.output and "hhh_harmless" in result.output
-    data = json.loads(out.read_text())
-    assert data["model"] == "offline:smollm2-135m-instruct"
-    assert list(data["benchmarks"]) == ["truthfulqa_mc2", "hhh_harmless", "xstest_safe_refusal"]
-    for entry in data["benchmarks"].values():
-        assert entry["n"] == 2 and 0.0 <= entry["score"] <= 1.0 and entry["stderr"] >= 0.0
+def test_cli_eval_finds_packaged_data_from_an_empty_directory(smol_path, tmp_path):
+    work, home, cache = (tmp_path / name for name in ("work", "home", "cache"))
+    for folder in (work, home, cache):
+        folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ITERALIGN_BENCHMARKS", "XDG_CACHE_HOME", "HF_HOME")}
+    env |= {"HOME": str(home), "ITERALIGN_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "iteralign.cli", "eval", "--model", f"hf:{smol_path}", "--dtype", "float32",
+         "--limit", "2", "--max-new-tokens", "8", "--out", "eval.json"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads((work / "eval.json").read_text())
+    assert set(data["benchmarks"]) == {"truthfulqa_mc1", "truthfulqa_mc2", "hhh_harmless", "hhh_helpful",
+                                       "hhh_honest", "hhh_other", "hhh_overall", "redteam_asr",
+                                       "xstest_safe_refusal", "xstest_unsafe_refusal"}
+    for name, entry in data["benchmarks"].items():
+        assert entry["n"] == (8 if name == "hhh_overall" else 2) and 0.0 <= entry["score"] <= 1.0, name
     assert 0.0 < data["benchmarks"]["truthfulqa_mc2"]["score"] < 1.0  # real probabilities, not a degenerate 0/1
-    replies = [json.loads(line) for line in (tmp_path / "eval.replies.jsonl").read_text().splitlines()]
-    assert len(replies) == 2 and all(r["reply"].strip() for r in replies)
+    replies = [json.loads(line) for line in (work / "eval.replies.jsonl").read_text().splitlines()]
+    assert len(replies) == 6 and all(r["reply"].strip() for r in replies)  # 2 red-team + 2 + 2 XSTest
+    assert sorted(p.name for p in work.iterdir()) == ["eval.json", "eval.replies.jsonl"]
 
 
 def test_cli_eval_rejects_unknown_benchmark():

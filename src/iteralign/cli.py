@@ -148,7 +148,7 @@ def eval_(
                                    "redteam, multiple_choice, generation, all, or names such as hhh_harmless."),
     limit: Optional[int] = typer.Option(None, min=1, help="Items per benchmark (per HHH category, XSTest label)."),
     out: Optional[Path] = typer.Option(None, help="Write the result JSON here (replies go to <stem>.replies.jsonl)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Benchmark folder (default: ../shared/benchmarks)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Benchmark folder tried first (then $ITERALIGN_BENCHMARKS, the packaged copy, the hub)."),
     redteam_prompts: Optional[str] = typer.Option(
         None, help="Held-out red-team prompts: a file, hub:<name> or builtin:seeds (default: AdvBench)."),
     max_new_tokens: int = typer.Option(128, help="Reply length for generation benchmarks."),

@@ -6,12 +6,13 @@ sets; deduplication and the seeded train / held-out split.
     split = split_prompts(prompts)          # split.train, split.held_out, split.record (write it to the run folder)
 """
 
-from iteralign.data.benchmarks import default_benchmarks_dir
+from iteralign.data.benchmark_files import BenchmarkDataError, locate, packaged_dir
 from iteralign.data.records import DataError
 from iteralign.data.sources import LoadReport, Prompt, PromptSourceConfig, iter_prompts, load_prompts, load_sources
 from iteralign.data.split import PromptSplit, SplitConfig, SplitRecord, dedupe, split_prompts
 
 __all__ = [
+    "BenchmarkDataError",
     "DataError",
     "LoadReport",
     "Prompt",
@@ -20,9 +21,10 @@ __all__ = [
     "SplitConfig",
     "SplitRecord",
     "dedupe",
-    "default_benchmarks_dir",
     "iter_prompts",
     "load_prompts",
     "load_sources",
+    "locate",
+    "packaged_dir",
     "split_prompts",
 ]

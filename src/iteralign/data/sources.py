@@ -1,9 +1,11 @@
 """Prompt sources: where red-team (or replay) prompts come from, and loading them into ``Prompt`` items.
 
 A source is one of: a file (``path``, JSONL / CSV / JSON / the benchmark formats in ``formats.FORMATS``), a Hugging
-Face dataset (``hub``, loaded lazily through ``datasets``), or a built-in seed set shipped with the package
-(``builtin: seeds`` for red-team prompts, ``builtin: benign`` for helpfulness replay). In YAML a bare string is also
-accepted: ``builtin:seeds``, ``hub:Anthropic/hh-rlhf`` or a file path.
+Face dataset (``hub``, loaded lazily through ``datasets``), a built-in seed set shipped with the package
+(``builtin: seeds`` for red-team prompts, ``builtin: benign`` for helpfulness replay), or a public red-team set by
+name (``benchmark: advbench``, see ``benchmark_files.PROMPT_SETS``), found like any benchmark file: in
+``$ITERALIGN_BENCHMARKS``, else in the copy shipped with the package. In YAML a bare string is also accepted:
+``builtin:seeds``, ``benchmark:advbench``, ``hub:Anthropic/hh-rlhf`` or a file path.
 
 Loading is lazy (``iter_prompts`` is a generator reading line by line) and strict by default: a bad row raises
 ``DataError`` naming ``file:line`` and the problem; with ``on_error: skip`` it is skipped and counted in a
@@ -23,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from iteralign.data.benchmark_files import PROMPT_SETS, locate
 from iteralign.data.formats import FORMATS, Format, detect_format, record_category, record_text
 from iteralign.data.records import DataError, Row, RowError, read_jsonl
 from iteralign.data.seeds import seed_path
@@ -56,7 +59,7 @@ class Prompt:
 
 
 class PromptSourceConfig(BaseModel):
-    """One source of prompts. Exactly one of ``path``, ``hub`` or ``builtin``."""
+    """One source of prompts. Exactly one of ``path``, ``hub``, ``builtin`` or ``benchmark``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +70,9 @@ class PromptSourceConfig(BaseModel):
     split: str = Field("train", description="Dataset split to read from the hub.")
     builtin: Literal["seeds", "benign"] | None = Field(
         None, description="Built-in set: 'seeds' (red-team prompts) or 'benign' (helpfulness replay prompts)."
+    )
+    benchmark: Literal[tuple(PROMPT_SETS)] | None = Field(  # type: ignore[valid-type]
+        None, description=f"A public red-team set shipped with the package: {', '.join(PROMPT_SETS)} (SOURCES.md)."
     )
     format: FormatName = Field("auto", description="File format; 'auto' picks it from the file name.")
     field: str | None = Field(
@@ -89,15 +95,17 @@ class PromptSourceConfig(BaseModel):
             return value
         if value.startswith("builtin:"):
             return {"builtin": value.removeprefix("builtin:")}
+        if value.startswith("benchmark:"):
+            return {"benchmark": value.removeprefix("benchmark:")}
         if value.startswith("hub:"):
             return {"hub": value.removeprefix("hub:")}
         return {"path": value}
 
     @model_validator(mode="after")
     def _one_origin(self) -> "PromptSourceConfig":
-        given = [k for k in ("path", "hub", "builtin") if getattr(self, k) is not None]
+        given = [k for k in ORIGINS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"a prompt source needs exactly one of path, hub, builtin (got {given or 'none'})")
+            raise ValueError(f"a prompt source needs exactly one of {', '.join(ORIGINS)} (got {given or 'none'})")
         return self
 
     @property
@@ -107,7 +115,12 @@ class PromptSourceConfig(BaseModel):
             return self.name
         if self.builtin:
             return f"builtin:{self.builtin}"
+        if self.benchmark:
+            return f"benchmark:{self.benchmark}"
         return f"hub:{self.hub}" if self.hub else Path(self.path or "").name
+
+
+ORIGINS = ("path", "hub", "builtin", "benchmark")
 
 
 @dataclass
@@ -195,6 +208,8 @@ def _open_rows(cfg: PromptSourceConfig) -> tuple[Format, Iterator[Row | RowError
     """The format and the row iterator of a source."""
     if cfg.builtin:
         return Format(read_jsonl, field="text", category_field="category"), read_jsonl(seed_path(cfg.builtin))
+    if cfg.benchmark:
+        return _benchmark_rows(cfg)
     if cfg.hub:
         name = "hh_rlhf" if cfg.format == "auto" and cfg.hub.lower().startswith("anthropic/hh-rlhf") else cfg.format
         fmt = FORMATS.get(name, Format(read_jsonl))
@@ -208,6 +223,19 @@ def _open_rows(cfg: PromptSourceConfig) -> tuple[Format, Iterator[Row | RowError
         raise DataError(str(exc)) from None
     fmt = FORMATS[name]
     return fmt, fmt.reader(path)
+
+
+def _benchmark_rows(cfg: PromptSourceConfig) -> tuple[Format, Iterator[Row | RowError]]:
+    """A named public set: the first local copy (``$ITERALIGN_BENCHMARKS``, the packaged copy), else its hub data set."""
+    entry = PROMPT_SETS[cfg.benchmark]
+    found, tried = locate(entry.relpath)
+    fmt = FORMATS[entry.format if cfg.format == "auto" else cfg.format]
+    if found is not None:
+        return fmt, fmt.reader(found.path)
+    if entry.hub is None:
+        raise DataError(f"benchmark:{cfg.benchmark}: no copy of {entry.relpath} found (tried {'; '.join(tried)})")
+    hub_cfg = cfg.model_copy(update={"benchmark": None, "hub": entry.hub, "field": cfg.field or entry.hub_field})
+    return Format(read_jsonl), _hub_rows(hub_cfg)
 
 
 def _hub_rows(cfg: PromptSourceConfig) -> Iterator[Row | RowError]:

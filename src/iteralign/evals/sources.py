@@ -1,11 +1,8 @@
-"""Where benchmark data comes from: a local folder first, the Hugging Face hub second, a clear error otherwise.
+"""Where benchmark data comes from: a local file first (``data.benchmark_files``: the given folder,
+``$ITERALIGN_BENCHMARKS``, then the copy shipped in the package), the Hugging Face hub second, a clear error otherwise.
 
-The local folder has the layout of ``../shared/benchmarks`` (``truthfulqa/mc_task.json``,
-``bigbench_hhh/<category>/task.json``, ``xstest/xstest_prompts.csv``, ``advbench/harmful_behaviors.csv``). It is
-``data_dir`` when given, else ``iteralign.data.benchmarks.default_benchmarks_dir()`` (``$ITERALIGN_BENCHMARKS``,
-else ``../shared/benchmarks`` next to the working directory or the project checkout, when one exists). The hub
-is tried only when the local file is missing; with ``HF_HUB_OFFLINE=1`` that succeeds only for data sets already
-in the local ``datasets`` cache.
+With the packaged copy present the hub is reached only for data sets the package does not ship; with
+``HF_HUB_OFFLINE=1`` (the CLI's default) that succeeds only for data sets already in the local ``datasets`` cache.
 """
 
 from __future__ import annotations
@@ -14,30 +11,24 @@ import logging
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from iteralign.data.benchmarks import ENV_VAR, default_benchmarks_dir
+from iteralign.data.benchmark_files import ENV_VAR, BenchmarkDataError, locate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-
-class BenchmarkDataError(FileNotFoundError):
-    """Benchmark data found neither in the data folder nor on the hub; the message lists what was tried."""
+__all__ = ["BenchmarkDataError", "hub_rows", "load_benchmark"]
 
 
 def load_benchmark(
     name: str, data_dir: str | Path | None, relpath: str, read_local: Callable[[Path], T],
     hub_name: str, read_hub: Callable[[], T],
 ) -> T:
-    """Read ``relpath`` under the data folder with ``read_local``; failing that, ``read_hub()``; else raise."""
-    base = Path(data_dir) if data_dir is not None else default_benchmarks_dir()
-    tried = []
-    if base is not None:
-        path = base / relpath
-        if path.exists():
-            return read_local(path)
-        tried.append(f"file {path}")
-    else:
-        tried.append(f"a data folder (none given; ${ENV_VAR} unset; no ../shared/benchmarks)")
+    """Read ``relpath`` from the first benchmark folder that has it with ``read_local``; else ``read_hub()``; else
+    raise ``BenchmarkDataError`` listing every place tried."""
+    found, tried = locate(relpath, data_dir)
+    if found is not None:
+        log.debug("%s: %s (%s)", name, found.path, found.origin)
+        return read_local(found.path)
     try:
         log.info("%s: %s not found locally, trying the hub (%s)", name, relpath, hub_name)
         return read_hub()

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from iteralign.data.benchmark_files import PROMPT_SETS
 from iteralign.data.sources import PromptSourceConfig, load_prompts
 from iteralign.evals import hhh, redteam_asr, truthfulqa, xstest
 from iteralign.evals.gate import GateConfig, gate
@@ -27,7 +28,6 @@ from iteralign.types import GenerationParams
 
 __all__ = ["EvalConfig", "GateConfig", "gate", "run_evals", "evaluate", "default_redteam_prompts", "BENCHMARKS"]
 
-ADVBENCH = "advbench/harmful_behaviors.csv"
 
 
 class EvalConfig(BaseModel):
@@ -40,7 +40,8 @@ class EvalConfig(BaseModel):
         description=f"Benchmark names or groups (truthfulqa, hhh, xstest, redteam, multiple_choice, generation, "
         f"all). Names: {', '.join(BENCHMARKS)}.",
     )
-    data_dir: str | None = Field(None, description="Benchmark folder (default: ../shared/benchmarks when present).")
+    data_dir: str | None = Field(None, description="Benchmark folder tried first (then $ITERALIGN_BENCHMARKS, then "
+                                 "the copy shipped with the package, then the hub).")
     limit: int | None = Field(None, ge=1, description="Items per benchmark (per HHH category, per XSTest label).")
     max_new_tokens: int = Field(128, ge=1, description="Reply length for generation benchmarks (greedy).")
     redteam: list[PromptSourceConfig] | None = Field(
@@ -59,7 +60,7 @@ class EvalConfig(BaseModel):
 def default_redteam_prompts(data_dir: str | Path | None = None) -> list:
     """AdvBench's 520 harmful behaviours, category ``advbench``."""
     return load_benchmark(
-        "redteam_asr", data_dir, ADVBENCH,
+        "redteam_asr", data_dir, PROMPT_SETS["advbench"].relpath,
         lambda p: load_prompts({"path": str(p), "format": "advbench", "category": "advbench"}),
         "walledai/AdvBench",
         lambda: load_prompts({"hub": "walledai/AdvBench", "split": "train", "field": "prompt", "category": "advbench"}),
