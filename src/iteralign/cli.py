@@ -23,6 +23,12 @@ app = typer.Typer(help="Iterative constitutional alignment: red team, judge, pro
 @app.callback()
 def _root() -> None:
     """Iterative constitutional alignment: red team, judge, propose, self-reflect, fine-tune, repeat."""
+    import logging
+
+    from iteralign.progress import configure
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure()  # off a terminal: log lines instead of redrawn progress bars, the libraries' bars silenced
 
 
 @app.command()
@@ -85,13 +91,10 @@ def run(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error instead of one line."),
 ) -> None:
     """Run the alignment loop; rerunning the same command resumes where it stopped."""
-    import logging
-
     from iteralign.config import ConfigError, load_config
     from iteralign.ledger import BudgetExceeded
     from iteralign.loop import run_loop
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = list(set_) + (["run.cache=false"] if no_cache else [])
     try:
         cfg = load_config(config or Path("configs/default.yaml"), overrides)

@@ -165,7 +165,7 @@ def replay_examples(cfg: RunConfig, run: RunDir, roles: Roles) -> list[dict]:
     prompts = random.Random(cfg.run.seed).sample(pool, min(cfg.sft.replay, len(pool)))
     model = cfg.models.target if cfg.sft.replay_from == "target" else cfg.models.reviser or cfg.models.target
     records = stage(run, run.path / "replay.jsonl", [model, prompts], roles, lambda: redteam(
-        prompts, roles.get(model), cfg.redteam.generation, run.path / "replay.jsonl", model.batch_size))
+        prompts, roles.get(model), cfg.redteam.generation, run.path / "replay.jsonl", model.batch_size, desc="replay"))
     return [{"prompt": r["prompt"], "completion": r["response"]} for r in records if r["response"]]
 
 

@@ -16,12 +16,12 @@ from iteralign.types import GenerationParams, user
 def answer(model: ChatModel, prompts: Sequence[str], params: GenerationParams, chunk_size: int = 32,
            progress: bool = True, desc: str = "generating") -> list[str]:
     """The text of ``model``'s reply to each prompt, in order."""
-    from tqdm.auto import tqdm
+    from iteralign.progress import Progress
 
     if not isinstance(model, ChatModel):
         raise TypeError(f"{type(model).__name__} cannot generate; generation benchmarks need a ChatModel")
     replies: list[str] = []
-    with tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress, leave=False) as bar:
+    with Progress(len(prompts), desc, "prompt", enabled=progress) as bar:
         for start in range(0, len(prompts), chunk_size):
             chunk = prompts[start:start + chunk_size]
             completions = model.generate([user(p) for p in chunk], params)

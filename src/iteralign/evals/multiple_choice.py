@@ -18,6 +18,7 @@ from typing import Sequence
 
 from iteralign.evals.stats import Score, accuracy, mean
 from iteralign.models.base import Scorer
+from iteralign.progress import Progress
 from iteralign.types import LoglikelihoodRequest
 
 
@@ -54,15 +55,14 @@ def loglikelihoods(
     unique = list(dict.fromkeys(r for item in items for r in item.requests()))
     unique.sort(key=lambda r: (-len(r.context), r.context, -len(r.continuation)))
     scores: dict[LoglikelihoodRequest, float] = {}
-    bar = _progress(len(unique), desc, progress)
-    for start in range(0, len(unique), chunk_size):
-        chunk = unique[start:start + chunk_size]
-        values = scorer.loglikelihood(chunk)
-        if len(values) != len(chunk):
-            raise RuntimeError(f"scorer returned {len(values)} log-likelihoods for {len(chunk)} requests")
-        scores.update(zip(chunk, values))
-        bar.update(len(chunk))
-    bar.close()
+    with Progress(len(unique), desc, "request", enabled=progress) as bar:
+        for start in range(0, len(unique), chunk_size):
+            chunk = unique[start:start + chunk_size]
+            values = scorer.loglikelihood(chunk)
+            if len(values) != len(chunk):
+                raise RuntimeError(f"scorer returned {len(values)} log-likelihoods for {len(chunk)} requests")
+            scores.update(zip(chunk, values))
+            bar.update(len(chunk))
     return [[scores[r] for r in item.requests()] for item in items]
 
 
@@ -87,8 +87,3 @@ def mc2(items: Sequence[MCItem], lls: Sequence[Sequence[float]]) -> Score:
     """Mean normalised probability mass on the true choices (TruthfulQA MC2)."""
     return mean(true_mass(ll, item.labels) for item, ll in zip(items, lls, strict=True))
 
-
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="req", disable=not enabled, leave=False)

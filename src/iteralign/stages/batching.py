@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from tqdm.auto import tqdm
-
+from iteralign.progress import Progress
 from iteralign.run import JsonlLog
 
 
@@ -29,7 +28,7 @@ def process(
     log = JsonlLog(out)
     done = log.done_ids
     todo = [item for item in items if item["id"] not in done]
-    with tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item", dynamic_ncols=True) as bar:
+    with Progress(len(items), desc, "item", initial=len(items) - len(todo), enabled=bool(todo)) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             records = fn(batch)

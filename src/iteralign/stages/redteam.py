@@ -12,7 +12,8 @@ from iteralign.stages.batching import process
 from iteralign.types import GenerationParams, user
 
 
-def redteam(prompts: list[dict], target: ChatModel, params: GenerationParams, out: Path, batch_size: int) -> list[dict]:
+def redteam(prompts: list[dict], target: ChatModel, params: GenerationParams, out: Path, batch_size: int,
+            desc: str = "red team") -> list[dict]:
     """Answer ``prompts`` (dicts with id, text, category) with ``target``; append records to ``out``."""
 
     def answer(batch: list[dict]) -> list[dict]:
@@ -23,4 +24,4 @@ def redteam(prompts: list[dict], target: ChatModel, params: GenerationParams, ou
             for p, c in zip(batch, completions)
         ]
 
-    return process(prompts, out, answer, batch_size, desc="red team")
+    return process(prompts, out, answer, batch_size, desc=desc)

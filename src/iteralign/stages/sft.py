@@ -62,6 +62,10 @@ def train(job: SFTJob) -> dict:
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
+    from transformers import PrinterCallback
+
+    from iteralign.progress import mode as progress_mode
+    from iteralign.stages.sft_callbacks import StepLog, StepTimer
     from iteralign.stages.sft_guard import check_disk, resume_point
     from iteralign.stages.sft_model import load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
@@ -79,11 +83,14 @@ def train(job: SFTJob) -> dict:
         bf16=job.cfg.bf16, gradient_checkpointing=checkpointing, activation_checkpointing=checkpointing,
         max_length=job.cfg.max_length, packing=job.cfg.packing, completion_only_loss=True, save_strategy="epoch",
         save_total_limit=1, logging_steps=1, report_to="none", seed=job.seed, use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+        disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
     )
-    timer = _step_timer()
+    timer = StepTimer()
     trainer = SFTTrainer(model=load_model(job), args=args, train_dataset=to_dataset(job.examples),
                          processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
+    if args.disable_tqdm:  # off a terminal: our one line per step instead of the Trainer's printed log dicts
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(StepLog())
     started = time.time()
     resume = resume_point(ckpt_dir)  # the newest complete checkpoint: a kill may have cut the last save short
     result = trainer.train(resume_from_checkpoint=resume)
@@ -100,22 +107,6 @@ def train(job: SFTJob) -> dict:
         (final / "training_args.bin").unlink(missing_ok=True)  # Trainer's pickled arguments: no pickle is published
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return stats
-
-
-def _step_timer():
-    """A callback summing the wall time inside training steps, so throughput can exclude checkpoint saves."""
-    from transformers import TrainerCallback
-
-    class StepTimer(TrainerCallback):
-        seconds, _t0 = 0.0, 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            self._t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.seconds += time.perf_counter() - self._t0
-
-    return StepTimer()
 
 
 def _tokens_per_second(trainer, seconds: float) -> float | None:
