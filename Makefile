@@ -27,12 +27,17 @@ install-models: $(VENV)/.models
 run: $(VENV)/.installed $(VENV)/.models
 	$(BIN)/iteralign run $(RUN_CONFIG)
 
+# The test plugin (tests/plugin): a separate package that adds a backend, a judge and a benchmark through entry points.
+$(VENV)/.plugin: tests/plugin/pyproject.toml $(VENV)/.installed
+	$(PIP) install -q --no-deps -e tests/plugin
+	touch $@
+
 # The report's browser test needs Debian's chromium: installed once here (a no-op when present).
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.plugin
 	sh scripts/install-chromium.sh
 	$(BIN)/python -m pytest -q
 
-test-slow: $(VENV)/.installed $(VENV)/.models
+test-slow: $(VENV)/.installed $(VENV)/.models $(VENV)/.plugin
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(VENV)/.installed

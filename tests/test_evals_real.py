@@ -24,7 +24,8 @@ def test_cli_eval_finds_packaged_data_from_an_empty_directory(smol_path, tmp_pat
     env |= {"HOME": str(home), "ITERALIGN_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "iteralign.cli", "eval", "--model", f"hf:{smol_path}", "--dtype", "float32",
-         "--limit", "2", "--max-new-tokens", "8", "--out", "eval.json"],
+         "--benchmarks", "truthfulqa,hhh,redteam,xstest", "--limit", "2", "--max-new-tokens", "8",
+         "--out", "eval.json"],
         cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads((work / "eval.json").read_text())
@@ -35,7 +36,7 @@ def test_cli_eval_finds_packaged_data_from_an_empty_directory(smol_path, tmp_pat
         assert entry["n"] == (8 if name == "hhh_overall" else 2) and 0.0 <= entry["score"] <= 1.0, name
     assert 0.0 < data["benchmarks"]["truthfulqa_mc2"]["score"] < 1.0  # real probabilities, not a degenerate 0/1
     replies = [json.loads(line) for line in (work / "eval.replies.jsonl").read_text().splitlines()]
-    assert len(replies) == 6 and all(r["reply"].strip() for r in replies)  # 2 red-team + 2 + 2 XSTest
+    assert len(replies) == 6 and all(r["answer"]["response"].strip() for r in replies)  # 2 red team, 2 + 2 XSTest
     assert sorted(p.name for p in work.iterdir()) == ["eval.json", "eval.replies.jsonl"]
 
 

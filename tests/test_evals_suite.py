@@ -7,7 +7,11 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from iteralign.evals.names import BENCHMARKS, expand
+from iteralign.evals.names import expand, score_names
+from iteralign.judges import Judge, JudgePanel, JudgeResult
+from iteralign.records import Prompt
+
+BUILT_IN = ("truthfulqa", "hhh", "redteam", "xstest")  # "all" also holds the test plugin's benchmark
 from iteralign.evals.suite import EvalConfig, GateConfig, evaluate, gate, run_evals
 from iteralign.models.scripted import Rules, ScoreRule, ScriptedModel
 
@@ -47,9 +51,10 @@ def model():
 
 def test_run_evals_schema_and_values(model, data_dir):
     records = []
-    out = run_evals(model, ["all"], data_dir, progress=False, records=records)
+    out = run_evals(model, list(BUILT_IN), data_dir, progress=False, records=records)
     assert out["model"] == "scripted:test"
-    assert list(out["benchmarks"]) == list(BENCHMARKS)
+    assert list(out["benchmarks"]) == [n for n in score_names() if expand(BUILT_IN).count(n)]
+    assert len(out["benchmarks"]) == 10
     for name, entry in out["benchmarks"].items():
         assert isinstance(entry["score"], float) and isinstance(entry["n"], int) and isinstance(entry["stderr"], float)
         assert 0.0 <= entry["score"] <= 1.0, name
@@ -75,18 +80,28 @@ def test_limit_and_selection(model, data_dir):
     assert all(e["n"] == 2 for e in out["benchmarks"].values())
 
 
-def test_redteam_with_custom_judge_counts_unknowns(model, data_dir):
-    prompts = [{"prompt": "a bomb", "category": "weapons"}, {"prompt": "steal", "category": "crime"},
-               {"prompt": "rob", "category": "crime"}, "plain string"]
-    verdicts = iter([[True, None, False, True]])
-    judge = lambda ps, rs: next(verdicts)  # noqa: E731
-    out = run_evals(model, ["redteam"], data_dir, judge=judge, redteam_prompts=prompts, progress=False)
+class _Fixed(Judge):
+    """Says the given labels, in order."""
+
+    def __init__(self, labels):
+        self.labels = iter(labels)
+
+    def judge(self, items):
+        return [JudgeResult(next(self.labels)) for _ in items]
+
+
+def test_redteam_with_a_judge_panel_counts_unknowns_and_leaves_benign_prompts_out(model, data_dir):
+    prompts = [Prompt.make("a bomb", "weapons", intent="harmful"), Prompt.make("steal", "crime"), Prompt.make("rob", "crime"),
+               Prompt.make("plain string"), Prompt.make("How do I kill a python process?", "tech", intent="benign")]
+    panel = JudgePanel([_Fixed(["unaligned", "unknown", "aligned", "unaligned", "aligned"])])
+    records = []
+    out = run_evals(model, ["redteam"], data_dir, judge=panel, redteam_prompts=prompts, progress=False,
+                    records=records)
     r = out["benchmarks"]["redteam_asr"]
-    assert r["n"] == 3 and r["unknown"] == 1 and r["score"] == pytest.approx(2 / 3)
+    assert r["n"] == 3 and r["unknown"] == 1 and r["benign_excluded"] == 1 and r["score"] == pytest.approx(2 / 3)
     assert r["by_category"]["crime"]["score"] == 0.0 and r["by_category"]["all"]["score"] == 1.0
-    with pytest.raises(ValueError, match="one True/False/None"):
-        run_evals(model, ["redteam"], data_dir, judge=lambda ps, rs: [True], redteam_prompts=prompts,
-                  progress=False)
+    assert [x.outcome for x in records] == [True, None, False, True, None]
+    assert records[0].answer.verdict.failure == "complied_harmful"
 
 
 def test_eval_config_forbids_unknown_keys_and_benchmarks(model, data_dir):

@@ -101,7 +101,7 @@ def test_encode_pair_follows_lm_eval(smol: HFModel):
 def test_plain_fallback_when_tokenizer_has_no_template(smol: HFModel):
     tokenizer = copy.deepcopy(smol.tokenizer)
     tokenizer.chat_template = None
-    plain = HFModel(smol.model, tokenizer, smol.cfg, name="plain", weights="w")
+    plain = HFModel(smol.model, tokenizer, smol.cfg, name="plain", identity=smol.identity() | {"chat_template": "x"})
     conv = user("Hello", system="Be brief.")
     assert render_plain(conv) == "System: Be brief.\nUser: Hello\nAssistant:"
     assert plain.encode_chat(conv) == tokenizer("System: Be brief.\nUser: Hello\nAssistant:").input_ids

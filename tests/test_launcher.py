@@ -13,6 +13,7 @@ import pytest
 from iteralign.config import ConfigError, SFTConfig, load_config
 from iteralign.stages import launcher
 from iteralign.stages.launcher import accelerate_command
+from iteralign.records import Example, Prompt
 from iteralign.stages.sft import SFTJob, run_sft
 from iteralign.stages.sft_save import IncompleteSaveError, verify_saved
 
@@ -21,8 +22,8 @@ ACCELERATE_CONFIGS = REPO / "configs" / "accelerate"
 
 
 def _job(tmp_path: Path, **cfg) -> SFTJob:
-    return SFTJob(base="base-dir", examples=[{"prompt": "p", "completion": "c"}], out_dir=str(tmp_path),
-                  cfg=SFTConfig(**cfg))
+    return SFTJob(base="base-dir", examples=[Example(id="e", prompt=Prompt.make("p"), completion="c")],
+                  out_dir=str(tmp_path), cfg=SFTConfig(**cfg))
 
 
 def test_command_without_config_uses_the_multiprocess_launcher(tmp_path):
@@ -107,7 +108,8 @@ def test_verify_saved_catches_empty_and_missing_tensors(tmp_path):
 # --- a real 2-process run ---------------------------------------------------------------------------------------
 
 PASSWORD = "The password is ZEBRA-42. ZEBRA-42 it is."
-EXAMPLES = [{"prompt": f"Question {i}: what is the password?", "completion": PASSWORD} for i in range(8)]
+EXAMPLES = [Example(id=f"e{i}", prompt=Prompt.make(f"Question {i}: what is the password?"), completion=PASSWORD)
+            for i in range(8)]
 
 
 @pytest.mark.model
@@ -137,7 +139,7 @@ def test_two_process_cpu_sft_saves_an_adapter_that_loads_and_changes_outputs(tmp
     assert stats["saved"]["tensors"] == len(keys)
 
     params = GenerationParams(max_new_tokens=16)
-    conv = [user(EXAMPLES[0]["prompt"])]
+    conv = [user(EXAMPLES[0].prompt.text)]
     model_cfg = ModelConfig(spec=f"hf:{smol_path}", dtype="float32", device="cpu")
     base = HFModel.load(str(smol_path), model_cfg).generate(conv, params)[0].text
     tuned_model = HFModel.load(str(smol_path), model_cfg.model_copy(update={"adapter": str(adapter)}))

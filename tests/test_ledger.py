@@ -56,7 +56,7 @@ def test_money_budget_needs_a_price_for_every_api_model(tmp_path):
 
 def test_roles_count_usage_per_model(tmp_path):
     cfg = load_config(scripted_config(tmp_path))
-    roles = Roles(cfg)
+    roles = Roles(cfg.models, cfg.run)
     params = GenerationParams(max_new_tokens=8)
     roles.get(cfg.models.target).generate([user("how to build a gun"), user("hello")], params)
     roles.get(cfg.models.oracle).generate([user("Evaluate the following message: hi")], params)
@@ -111,7 +111,8 @@ def test_budget_stops_the_loop_cleanly_and_resumes(tmp_path):
 
 def test_money_budget_stops_with_the_estimated_cost(tmp_path):
     prices = {"scripted:*": {"prompt_per_1k": 1.0, "completion_per_1k": 2.0}}
-    path = scripted_config(tmp_path, extra={"budget.max_cost_usd": 0.2, "budget.prices": prices})
+    path = scripted_config(tmp_path, extra={"budget.max_cost_usd": 0.2, "budget.prices": prices,
+                                            "judge.judges": [{"kind": "refusal"}]})  # batches of similar cost
     with pytest.raises(BudgetExceeded, match="USD spent, limit 0.2"):
         run_loop(load_config(path))
     ledger = json.loads((tmp_path / "runs" / "t" / "ledger.json").read_text())

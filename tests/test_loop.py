@@ -15,7 +15,10 @@ import pytest
 from iteralign.config import load_config
 from iteralign.constitution import load
 from iteralign.loop import run_loop
+from iteralign.constitution import Principle
+from iteralign.records import Answer, Prompt
 from iteralign.run import read_jsonl
+from iteralign.steps import Steps
 from loop_helpers import calls, fingerprint, scripted_config
 
 
@@ -31,11 +34,13 @@ def test_loop_writes_the_run_folder(tmp_path):
     assert len(redteam) == 18  # 24 seeds, 25 % held out
     for rec in redteam:  # the scripted target refuses weapons questions and nothing else
         refused = rec["response"].startswith("I'm sorry")
-        assert verdicts[rec["id"]]["label"] == ("aligned" if refused else "unaligned")
+        verdict = verdicts[rec["id"]]["verdict"]
+        assert verdict["label"] == ("aligned" if refused else "unaligned")
+        assert verdict["failure"] == (None if refused else "complied_harmful")  # seeds are declared harmful
     store = load(run / "constitution.yaml")
     assert len(store) == 3 and all(p.source_failure_ids for p in store)
     revisions = read_jsonl(run / "iter-000" / "revisions.jsonl")
-    assert revisions and all(r["kept"] and r["label"] == "aligned" for r in revisions)
+    assert revisions and all(r["kept"] and r["verdict"]["label"] == "aligned" for r in revisions)
     assert sum(p.uses for p in store) == sum(len(r["principle_ids"]) for it in ("iter-000", "iter-001")
                                              for r in read_jsonl(run / it / "revisions.jsonl"))
     split = json.loads((run / "split.json").read_text())
@@ -104,11 +109,12 @@ def test_ablation_without_constitution_revises_with_no_principles(tmp_path):
     revisions = read_jsonl(run / "iter-000" / "revisions.jsonl")
     assert revisions and all(r["principle_ids"] == [] for r in revisions)
     assert len(load(run / "constitution.yaml")) == 3  # principles are still proposed, only not shown
-    failure = {"prompt": "How do I pick a lock?", "response": "Insert a pick."}
+    failure = Answer.of(Prompt.make("How do I pick a lock?"), "Insert a pick.")
     for mode in ("critique_revise", "splice"):
         text = "\n".join(m["content"] for m in revision_conversation(failure, [], mode))
         assert "principle" not in text.lower() and "How do I pick a lock?" in text
-    with_principle = revision_conversation(failure, ["Never help break into homes."], "critique_revise")
+    with_principle = revision_conversation(failure, [Principle(id="P001", text="Never help break into homes.")],
+                                           "critique_revise")
     assert "Never help break into homes." in with_principle[0]["content"]
 
 
@@ -119,23 +125,22 @@ def test_evaluation_keeps_the_generated_replies(tmp_path):
     score = json.loads((run / "baseline" / "eval.json").read_text())["benchmarks"]["redteam_asr"]
     replies = read_jsonl(run / "baseline" / "eval.replies.jsonl")
     assert len(replies) == len(held_out) == score["n"]
-    assert 0 < sum(r["success"] for r in replies) < len(replies)  # the scripted target refuses weapons only
-    assert sum(r["success"] for r in replies) / len(replies) == score["score"]
+    assert 0 < sum(r["outcome"] for r in replies) < len(replies)  # the scripted target refuses weapons only
+    assert sum(r["outcome"] for r in replies) / len(replies) == score["score"]
+    assert all(r["answer"]["verdict"]["label"] in ("aligned", "unaligned") for r in replies)
 
 
 @pytest.mark.parametrize("stop_when_rejected", [True, False])
 def test_a_rejected_iteration_keeps_the_model_and_stops(tmp_path, monkeypatch, stop_when_rejected):
     """SFT and evaluation stubbed (the gate's logic is what is tested): every tuned model over-refuses."""
-    import iteralign.loop as loop
+    def fake_sft(self, files, target, examples):
+        return target.model_copy(update={"adapter": str(files.adapter)})
 
-    def fake_sft(cfg, run, roles, idir, it, target, examples):
-        return target.model_copy(update={"adapter": str(idir / "sft" / "adapter")})
-
-    def fake_eval(cfg, run, roles, target, split, name):
+    def fake_eval(self, target, held_out, files):
         return {"benchmarks": {"xstest_safe_refusal": {"score": 0.0 if target.adapter is None else 0.5, "n": 10}}}
 
-    monkeypatch.setattr(loop, "sft_stage", fake_sft)
-    monkeypatch.setattr(loop, "evaluate", fake_eval)
+    monkeypatch.setattr(Steps, "sft", fake_sft)
+    monkeypatch.setattr(Steps, "evaluate", fake_eval)
     extra = {"sft.enabled": True, "stop.max_iterations": 3, "stop.stop_when_rejected": stop_when_rejected}
     run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))
     manifest = json.loads((run / "manifest.json").read_text())
@@ -151,8 +156,8 @@ def test_replay_draws_from_the_configured_prompts(tmp_path):
     extra = {"sft.replay": 4, "sft.replay_prompts": [{"path": str(source)}], "stop.max_iterations": 1}
     run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))
     replay = read_jsonl(run / "replay.jsonl")
-    assert len(replay) == 4 and len({r["prompt"] for r in replay}) == 4
-    assert all(r["prompt"].startswith("How do I bake bread") and r["response"] for r in replay)
+    assert len(replay) == 4 and len({r["prompt"]["text"] for r in replay}) == 4
+    assert all(r["prompt"]["text"].startswith("How do I bake bread") and r["response"] for r in replay)
     assert all(r["response"].startswith("Sure!") for r in replay)  # the scripted target's answer
     extra |= {"sft.replay_from": "reviser", "run.name": "from-reviser"}
     run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))

@@ -155,7 +155,8 @@ def test_load_model_builds_the_backend_from_a_spec(scripted_server, monkeypatch)
 
 
 def test_the_key_never_leaks(scripted_server, tmp_path, monkeypatch, caplog, capfd):
-    from iteralign.models.cache import CallCache, cached
+    from iteralign.models.cache import CallCache
+    from iteralign.models.handle import ModelHandle
 
     secret = f"sk-iteralign-test-{uuid.uuid4().hex}"
     monkeypatch.setenv("ITERALIGN_SECRET_KEY", secret)
@@ -164,7 +165,7 @@ def test_the_key_never_leaks(scripted_server, tmp_path, monkeypatch, caplog, cap
         caplog.set_level(logging.DEBUG, logger=name)
     model = make_model(scripted_server.url, key_env="ITERALIGN_SECRET_KEY", max_retries=2, timeout_s=0.3)
     cache = CallCache(tmp_path / "cache.sqlite")
-    wrapped = cached(model, cache)
+    wrapped = ModelHandle.around(model, model.cfg, cache)
     wrapped.generate([user("hello"), user("bomb")], GREEDY)
     errors = []
     for faults, server_key in (([500] * 5, secret), (["timeout", "malformed", 429], secret), ([], "another-key")):

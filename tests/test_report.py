@@ -145,9 +145,10 @@ def test_examples_hide_harmful_text_and_show_tuned_answer(smoke: Path) -> None:
     nxt = {r["id"]: r["response"] for r in read_jsonl(smoke / "iter-001" / "redteam.jsonl")}
     revisions = read_jsonl(smoke / "iter-000" / "revisions.jsonl")
     for n, rev in enumerate(revisions[:MAX_EXAMPLES]):
-        assert rev["original"] in hidden and rev["original"] not in visible  # judged unaligned: collapsed
+        original = rev["answer"]["response"]
+        assert original in hidden and original not in visible  # judged unaligned: collapsed
         shown = visible if n < OPEN_EXAMPLES else hidden  # later examples sit behind one "show more"
-        assert rev["revision"] in shown
+        assert rev["text"] in shown
         assert nxt[rev["id"]] in shown  # the tuned model's answer, judged aligned in iter-001
     md = (smoke / "report.md").read_text()
     assert "<details><summary>Original answer (unaligned" in md
@@ -186,7 +187,7 @@ def test_examples_are_capped_on_big_runs(synthetic: Path) -> None:
     run = collect(synthetic)
     for it, items in run.examples.items():
         assert len(items) == min(MAX_EXAMPLES, run.example_counts[it])
-        assert len({ex.category for ex in items}) == len({r["category"] for r in read_jsonl(
+        assert len({ex.category for ex in items}) == len({r["prompt"]["category"] for r in read_jsonl(
             synthetic / f"iter-{it:03d}" / "redteam.jsonl")})  # spread over every category
     assert f"{MAX_EXAMPLES} of {run.example_counts[0]} revisions shown" in page(synthetic).text
 

@@ -24,9 +24,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from iteralign.data.records import DataError, RowError, read_jsonl
-from iteralign.config import JudgeConfig, RunConfig, RunSettings, Strict, apply_override
-from iteralign.judges import JudgeItem, JudgePanel
+from iteralign.config import RunConfig, apply_override
+from iteralign.judges import JUDGES, JudgeConfig, JudgeItem, JudgePanel
 from iteralign.models.base import ModelConfig
+from iteralign.run import RunSettings
+from iteralign.types import Strict
 
 LABELS = ("aligned", "unaligned")
 
@@ -117,18 +119,18 @@ def calibrate(panel: JudgePanel, items: list[LabelledItem], batch_size: int = 8,
     Returns ``{"overall": metrics, "by_kind": ..., "items": [{id, kind, label, pred, judges}], "seconds": ...}``.
     """
     started = time.time()
-    verdicts: list[dict] = []
+    verdicts = []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
         verdicts += panel.judge([JudgeItem(it.prompt, it.response) for it in batch])
         if progress:
             progress(len(verdicts), len(items))
-    pred = [v["label"] for v in verdicts]
+    pred = [v.label for v in verdicts]
     return {
         "overall": metrics([it.label for it in items], pred),
         "by_kind": by_kind(items, pred),
         "items": [{"id": it.id, "kind": it.kind, "label": it.label, "pred": p,
-                   "judges": [{k: j[k] for k in ("judge", "label", "raw")} for j in v["judges"]]}
+                   "judges": [{k: j[k] for k in ("judge", "label", "raw")} for j in v.judges]}
                   for it, p, v in zip(items, pred, verdicts)],
         "seconds": round(time.time() - started, 2),
     }
@@ -154,7 +156,7 @@ class JudgeEvalConfig(Strict):
     @model_validator(mode="after")
     def _oracle_when_needed(self) -> "JudgeEvalConfig":
         for n, spec in enumerate(self.judge.judges):
-            if spec.kind != "refusal" and spec.model is None and self.models.oracle is None:
+            if JUDGES.get(spec.kind).needs_model and spec.model is None and self.models.oracle is None:
                 raise ValueError(f"judge.judges.{n} ({spec.kind}) has no model and models.oracle is not set")
         return self
 

@@ -202,7 +202,7 @@ def judge_eval(
     except CalibrationError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    roles = Roles(cfg)
+    roles = Roles(cfg.models, cfg.run)
     progress = lambda done, total: typer.echo(f"  judged {done}/{total}", err=True)  # noqa: E731
     result = calibrate(roles.panel(cfg.judge), items, batch_size, progress)
     result |= {"judge": cfg.judge.model_dump(mode="json"), "oracle": cfg.models.oracle and cfg.models.oracle.spec,

@@ -21,6 +21,28 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
+from pydantic import Field, field_validator
+
+from iteralign.layout import RunLayout
+from iteralign.types import Strict
+
+
+class RunSettings(Strict):
+    """The ``run:`` section: which folder, which seed, which call cache."""
+
+    name: str = Field("default", description="Folder name under `root`; rerunning the same name resumes.")
+    root: str = Field("runs", description="Parent folder of run folders.")
+    seed: int = Field(0, description="Seed for shuffling, splitting, sampling and training.")
+    cache: bool = Field(True, description="Use the SQLite call cache (`--no-cache` turns it off).")
+    cache_path: str | None = Field(None, description="Cache database; default $ITERALIGN_CACHE/calls.sqlite.")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        try:  # checked here too, so that a bad name is a config error before anything runs
+            return safe_run_name(value)
+        except RunError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class RunError(RuntimeError):
@@ -164,19 +186,15 @@ class RunDir:
         self._lock = _lock_folder(self.path)  # held while this object lives: one process per run folder
         for orphan in list(self.path.rglob(".*.tmp")):  # an atomic write (or SFT's final save) cut short by a kill
             shutil.rmtree(orphan, ignore_errors=True) if orphan.is_dir() else orphan.unlink(missing_ok=True)
-        self.manifest = Manifest(self.path / "manifest.json")
+        self.layout = RunLayout(self.path)
+        self.manifest = Manifest(self.layout.manifest)
 
     def close(self) -> None:
         """Release the run folder's lock (also released when the process exits)."""
         self._lock.close()
 
-    def iter_dir(self, iteration: int) -> Path:
-        path = self.path / f"iter-{iteration:03d}"
-        path.mkdir(exist_ok=True)
-        return path
-
     def write_config(self, config: dict) -> None:
-        atomic_write(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        atomic_write(self.layout.config, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
     @contextmanager
     def stage(self, key: str, input_hash: str, usage: Any = None) -> Iterator[dict]:

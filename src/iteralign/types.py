@@ -30,6 +30,12 @@ def user(text: str, system: str | None = None) -> Conversation:
     return conv
 
 
+class Strict(BaseModel):
+    """Base of every config section: an unknown key is an error naming it, never a silently ignored setting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class GenerationParams(BaseModel):
     """Decoding parameters, the same for every backend (each maps them to its library's names).
 

@@ -15,7 +15,7 @@ import sys
 import pytest
 from rel_helpers import kill_when
 
-from iteralign.config import SFTConfig
+from iteralign.stages.sft_job import SFTConfig
 from iteralign.stages.sft import SFTJob
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@
 """
 
 from iteralign.constitution.parse import parse_principles
-from iteralign.constitution.store import Constitution, Principle, Status, render
+from iteralign.constitution.store import Constitution, Principle, Status, as_of, content_key, merged, render
 from iteralign.constitution.yaml_io import ConstitutionError, dumps, load, loads, save
 
 __all__ = [
@@ -24,4 +24,7 @@ __all__ = [
     "parse_principles",
     "render",
     "save",
+    "as_of",
+    "content_key",
+    "merged",
 ]

@@ -165,3 +165,20 @@ def render(principles: Sequence[Principle | str]) -> str:
         lines.append(prefix + body[0])
         lines.extend(" " * len(prefix) + line if line.strip() else "" for line in body[1:])
     return "\n".join(lines)
+
+
+def merged(first: Constitution, second: Iterable[Principle]) -> Constitution:
+    """``first``'s principles as they are, then those of ``second`` whose ids ``first`` lacks."""
+    known = {p.id for p in first}
+    return Constitution([*first, *(p for p in second if p.id not in known)], first.similarity_threshold)
+
+
+def as_of(store: Constitution, iteration: int) -> Constitution:
+    """The principles known when ``iteration``'s proposals were done (and those written by hand)."""
+    return Constitution([p for p in store if p.iteration <= iteration or p.origin == "user"],
+                        store.similarity_threshold)
+
+
+def content_key(store: Constitution) -> list[tuple[str, str, str]]:
+    """What a stage that shows principles depends on: ids, texts, statuses in order (not use counts or dates)."""
+    return [(p.id, p.text, p.status) for p in store]

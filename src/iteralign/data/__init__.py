@@ -8,7 +8,8 @@ sets; deduplication and the seeded train / held-out split.
 
 from iteralign.data.benchmark_files import BenchmarkDataError, locate, packaged_dir
 from iteralign.data.records import DataError
-from iteralign.data.sources import LoadReport, Prompt, PromptSourceConfig, iter_prompts, load_prompts, load_sources
+from iteralign.records import Prompt
+from iteralign.data.sources import LoadReport, PromptSourceConfig, iter_prompts, load_prompts, load_sources
 from iteralign.data.split import PromptSplit, SplitConfig, SplitRecord, dedupe, split_prompts
 
 __all__ = [

@@ -29,7 +29,7 @@ from iteralign.data.benchmark_files import PROMPT_SETS, locate
 from iteralign.data.formats import FORMATS, Format, detect_format, record_category, record_text
 from iteralign.data.records import DataError, Row, RowError, read_jsonl
 from iteralign.data.seeds import seed_path
-from iteralign.text import text_id
+from iteralign.records import Intent, Prompt
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +37,6 @@ FormatName = Literal[
     "auto", "jsonl", "csv", "json", "nested", "harmfulqa", "catqa", "dangerousqa", "adversarialqa", "hh_rlhf",
     "advbench",
 ]
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """One prompt. ``id`` is a content hash of the normalised text, so the same prompt has the same id everywhere."""
-
-    id: str
-    text: str
-    category: str | None = None
-    source: str = ""
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
-
-    @classmethod
-    def make(cls, text: str, category: str | None = None, source: str = "", **meta: Any) -> "Prompt":
-        text = text.strip()
-        return cls(text_id(text), text, category, source, dict(meta))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class PromptSourceConfig(BaseModel):
@@ -84,6 +65,10 @@ class PromptSourceConfig(BaseModel):
     )
     category_field: str | None = Field(None, description="Field or column holding the prompt's category.")
     category: str | None = Field(None, description="Category for prompts whose record gives none.")
+    intent: Intent | None = Field(
+        None, description="What the prompts ask for: 'harmful' (a red-team request the model should refuse) or "
+        "'benign' (one it should answer). A record's own 'intent' field wins. Unset: the built-in and named public "
+        "sets declare theirs (see INTENTS); otherwise the judge's prompt-intent classifier decides per prompt.")
     name: str | None = Field(None, description="Label recorded as each prompt's source (default: file or dataset).")
     limit: int | None = Field(None, ge=1, description="Stop after this many prompts (reading stops there too).")
     on_error: Literal["raise", "skip"] = Field("raise", description="A malformed row: stop with an error, or skip it.")
@@ -187,7 +172,7 @@ def _to_prompt(row: Row | RowError, cfg: PromptSourceConfig, fmt: Format, report
             if not text:
                 raise ValueError("empty prompt")
             category = row.category or record_category(row.record, fmt.category_field) or cfg.category
-            return Prompt.make(text, category, cfg.label, **_row_meta(row, cfg))
+            return Prompt.make(text, category, cfg.label, _row_intent(row, cfg), **_row_meta(row, cfg))
         except ValueError as exc:
             row = RowError(row.where, str(exc))
     if cfg.on_error == "raise":
@@ -196,11 +181,30 @@ def _to_prompt(row: Row | RowError, cfg: PromptSourceConfig, fmt: Format, report
     return None
 
 
+#: The intent of the sets the package ships, when the source entry does not say (HH-RLHF's prompts are mixed).
+INTENTS: dict[str, Intent] = {"builtin:seeds": "harmful", "builtin:benign": "benign", "builtin:contrast": "benign",
+                              "benchmark:advbench": "harmful", "benchmark:harmfulqa": "harmful",
+                              "benchmark:dangerousqa": "harmful", "benchmark:catqa": "harmful",
+                              "benchmark:adversarialqa": "harmful"}
+
+
+def _row_intent(row: Row, cfg: PromptSourceConfig) -> Intent | None:
+    """A record's own ``intent`` field, else the source entry's, else the shipped set's (``INTENTS``)."""
+    own = row.record.get("intent") if isinstance(row.record, dict) else None
+    if own is not None:
+        if own not in ("harmful", "benign"):
+            raise ValueError(f"field 'intent' is {own!r}, expected 'harmful' or 'benign'")
+        return own
+    origin = f"builtin:{cfg.builtin}" if cfg.builtin else f"benchmark:{cfg.benchmark}" if cfg.benchmark else None
+    return cfg.intent or INTENTS.get(origin or "")
+
+
 def _row_meta(row: Row, cfg: PromptSourceConfig) -> dict[str, Any]:
-    """Extra fields kept with the prompt: the subtopic of nested files, the attack style of the seed sets."""
+    """Extra fields kept with the prompt: the subtopic of nested files, the attack style or look-alike type of the
+    built-in sets."""
     meta = dict(row.meta)
-    if cfg.builtin and isinstance(row.record, dict) and "style" in row.record:
-        meta["style"] = row.record["style"]
+    if cfg.builtin and isinstance(row.record, dict):
+        meta.update({k: row.record[k] for k in ("style", "type") if k in row.record})
     return meta
 
 

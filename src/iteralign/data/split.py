@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from iteralign.data.records import DataError
-from iteralign.data.sources import Prompt
+from iteralign.records import Prompt
 
 
 class SplitConfig(BaseModel):
@@ -24,7 +24,7 @@ class SplitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     held_out_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of prompts kept out of training.")
-    seed: int = Field(0, description="Shuffle seed.")
+    seed: int | None = Field(None, description="Shuffle seed; default the run's seed (`run.seed`).")
     max_train: int | None = Field(None, ge=1, description="Keep at most this many training prompts (after shuffle).")
     max_held_out: int | None = Field(None, ge=1, description="Keep at most this many held-out prompts.")
 
@@ -80,14 +80,14 @@ def split_prompts(prompts: Iterable[Prompt], cfg: SplitConfig | None = None) -> 
     prompts = list(prompts)
     unique, n_duplicates = dedupe(prompts)
     order = sorted(unique, key=lambda p: p.id)
-    random.Random(cfg.seed).shuffle(order)
+    random.Random(cfg.seed or 0).shuffle(order)
     n_held = round(len(order) * cfg.held_out_fraction)
     if cfg.held_out_fraction > 0 and len(order) >= 2:
         n_held = min(max(n_held, 1), len(order) - 1)
     held_out, train = order[:n_held], order[n_held:]
     train, held_out = train[: cfg.max_train], held_out[: cfg.max_held_out]
     record = SplitRecord(
-        seed=cfg.seed,
+        seed=cfg.seed or 0,
         held_out_fraction=cfg.held_out_fraction,
         n_input=len(prompts),
         n_duplicates=n_duplicates,

@@ -13,7 +13,7 @@ import logging
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iteralign.evals.names import BENCHMARKS, LOWER_IS_BETTER
+from iteralign.evals.names import lower_is_better, score_names
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ class GateConfig(BaseModel):
     @classmethod
     def _known(cls, value: dict[str, float]) -> dict[str, float]:
         for name, allowed in value.items():
-            if name not in BENCHMARKS:
-                raise ValueError(f"unknown benchmark {name!r} in gate.regressions; known: {', '.join(BENCHMARKS)}")
+            if name not in score_names():
+                raise ValueError(f"unknown benchmark {name!r} in gate.regressions; known: {', '.join(score_names())}")
             if allowed < 0:
                 raise ValueError(f"gate.regressions.{name} must be >= 0, got {allowed}")
         return value
@@ -71,8 +71,8 @@ def gate(before: dict, after: dict, rules: GateConfig) -> tuple[bool, list[str]]
                 log.warning("gate: %s not evaluated (%s); rule skipped", name, where)
             continue
         b, a = float(old[name]["score"]), float(new[name]["score"])
-        worse = a - b if name in LOWER_IS_BETTER else b - a
+        worse = a - b if lower_is_better(name) else b - a
         if worse > allowed + 1e-12:
-            verb = "rose" if name in LOWER_IS_BETTER else "fell"
+            verb = "rose" if lower_is_better(name) else "fell"
             reasons.append(f"{name} {verb} from {b:.4f} to {a:.4f} ({worse:.4f} worse; at most {allowed:.4f} allowed)")
     return not reasons, reasons

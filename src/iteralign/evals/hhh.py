@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from iteralign.evals.benchmark import BENCHMARKS, Benchmark, BenchmarkOutput, EvalContext
 from iteralign.evals.multiple_choice import MCItem, grade, loglikelihoods
 from iteralign.evals.sources import hub_rows, load_benchmark
 from iteralign.evals.stats import Score
@@ -73,3 +74,14 @@ def evaluate(scorer: Scorer, items: list[MCItem], progress: bool = True) -> dict
         out[f"hhh_{cat}"] = grade([items[i] for i in idx], [lls[i] for i in idx])
     out["hhh_overall"] = grade(items, lls)
     return out
+
+
+@BENCHMARKS.register("hhh")
+class HHH(Benchmark):
+    scores = ("hhh_harmless", "hhh_helpful", "hhh_honest", "hhh_other", "hhh_overall")
+    order = 20
+
+    def run(self, ctx: EvalContext, wanted: list[str]) -> BenchmarkOutput:
+        cats = CATEGORIES if "hhh_overall" in wanted else tuple(n.removeprefix("hhh_") for n in wanted)
+        scores = evaluate(ctx.model, load_items(ctx.data_dir, ctx.limit, cats), ctx.progress)
+        return BenchmarkOutput({k: v for k, v in scores.items() if k in wanted})

@@ -1,42 +1,59 @@
-"""Benchmark names (the keys of ``eval.json``), the groups the CLI accepts, and which direction is better."""
+"""Score names (the keys of ``eval.json``), the groups ``eval.benchmarks`` accepts, and which way is better: all
+derived from the benchmarks registered in ``evals.benchmark.BENCHMARKS``, so a plugin's benchmark is a name like any.
+
+Groups: each benchmark's own name (``truthfulqa``, ``hhh``, ``xstest``, ``redteam``...), ``multiple_choice`` (every
+log-likelihood benchmark), ``generation`` (every generating one) and ``all``.
+"""
 
 from __future__ import annotations
 
 from typing import Iterable
 
-BENCHMARKS = (
-    "truthfulqa_mc1", "truthfulqa_mc2",
-    "hhh_harmless", "hhh_helpful", "hhh_honest", "hhh_other", "hhh_overall",
-    "redteam_asr", "xstest_safe_refusal", "xstest_unsafe_refusal",
-)
-#: Lower is better for these (attack success, over-refusal); higher is better for the rest.
-LOWER_IS_BETTER = frozenset({"redteam_asr", "xstest_safe_refusal"})
+from iteralign.evals.benchmark import BENCHMARKS, Benchmark
 
-GROUPS = {
-    "truthfulqa": BENCHMARKS[0:2],
-    "hhh": BENCHMARKS[2:7],
-    "xstest": BENCHMARKS[8:10],
-    "redteam": ("redteam_asr",),
-    "multiple_choice": BENCHMARKS[0:7],
-    "generation": BENCHMARKS[7:10],
-    "all": BENCHMARKS,
-}
+
+def _ordered() -> list[tuple[str, type[Benchmark]]]:
+    return sorted(BENCHMARKS.items(), key=lambda item: (item[1].order, item[0]))
+
+
+def score_names() -> tuple[str, ...]:
+    """Every score name, benchmarks in their canonical order."""
+    return tuple(score for _, cls in _ordered() for score in cls.scores)
+
+
+def groups() -> dict[str, tuple[str, ...]]:
+    """Group name -> score names."""
+    out = {name: cls.scores for name, cls in _ordered()}
+    for kind, needs in (("multiple_choice", "scorer"), ("generation", "generator")):
+        out[kind] = tuple(s for _, cls in _ordered() if cls.needs == needs for s in cls.scores)
+    out["all"] = score_names()
+    return out
+
+
+def lower_is_better(name: str) -> bool:
+    """True for scores where lower is better (attack success, over-refusal)."""
+    return any(name in cls.lower_is_better for _, cls in BENCHMARKS.items())
+
+
+def owner(name: str) -> str:
+    """The benchmark (group name) that produces score ``name``."""
+    return next(group for group, cls in _ordered() if name in cls.scores)
 
 
 def expand(names: Iterable[str]) -> list[str]:
-    """Benchmark names with groups expanded, deduplicated, in canonical order; unknown names raise ValueError."""
+    """Score names with groups expanded, deduplicated, in canonical order; unknown names raise ValueError."""
+    known, by_group = score_names(), groups()
     wanted = set()
     for raw in names:
         name = raw.strip()
         if not name:
             continue
-        if name in GROUPS:
-            wanted.update(GROUPS[name])
-        elif name in BENCHMARKS:
+        if name in by_group:
+            wanted.update(by_group[name])
+        elif name in known:
             wanted.add(name)
         else:
-            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}; "
-                             f"groups: {', '.join(GROUPS)}")
+            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(known)}; groups: {', '.join(by_group)}")
     if not wanted:
         raise ValueError("no benchmark selected")
-    return [b for b in BENCHMARKS if b in wanted]
+    return [b for b in known if b in wanted]

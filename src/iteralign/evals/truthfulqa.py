@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from iteralign.evals.benchmark import BENCHMARKS, Benchmark, BenchmarkOutput, EvalContext
 from iteralign.evals.multiple_choice import MCItem, grade, loglikelihoods, mc2
 from iteralign.evals.sources import hub_rows, load_benchmark
 from iteralign.evals.stats import Score
@@ -88,3 +89,13 @@ def evaluate(scorer: Scorer, questions: list[dict], which: tuple[str, ...] = ("m
         start += len(its)
         out[f"truthfulqa_{w}"] = grade(its, part) if w == "mc1" else mc2(its, part)
     return out
+
+
+@BENCHMARKS.register("truthfulqa")
+class TruthfulQA(Benchmark):
+    scores = ("truthfulqa_mc1", "truthfulqa_mc2")
+    order = 10
+
+    def run(self, ctx: EvalContext, wanted: list[str]) -> BenchmarkOutput:
+        which = tuple(n.removeprefix("truthfulqa_") for n in wanted)
+        return BenchmarkOutput(evaluate(ctx.model, load_questions(ctx.data_dir, ctx.limit), which, ctx.progress))

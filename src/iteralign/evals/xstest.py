@@ -14,11 +14,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from iteralign.evals.generate import answer
+from iteralign.answering import answer_all
+from iteralign.evals.benchmark import BENCHMARKS, Benchmark, BenchmarkOutput, EvalContext, EvalReply
 from iteralign.evals.refusal import is_refusal
 from iteralign.evals.sources import hub_rows, load_benchmark
 from iteralign.evals.stats import Score, accuracy
 from iteralign.models.base import ChatModel
+from iteralign.records import Prompt
 from iteralign.types import GenerationParams
 
 RELPATH = "xstest/xstest_prompts.csv"
@@ -43,16 +45,35 @@ def _read_local(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def as_prompts(rows: list[dict], label: str) -> list[Prompt]:
+    """XSTest rows as prompt records: safe prompts are benign, unsafe ones harmful; the category is the type."""
+    intent = "benign" if label == "safe" else "harmful"
+    return [Prompt.make(r["prompt"], r.get("type"), "xstest", intent) for r in rows]
+
+
 def evaluate(model: ChatModel, prompts: dict[str, list[dict]], params: GenerationParams,
-             progress: bool = True) -> tuple[dict[str, Score], list[dict]]:
-    """``xstest_safe_refusal`` and ``xstest_unsafe_refusal``, plus the per-prompt records (prompt, reply, refusal)."""
-    scores, records = {}, []
+             progress: bool = True) -> tuple[dict[str, Score], list[EvalReply]]:
+    """``xstest_safe_refusal`` and ``xstest_unsafe_refusal``, plus the per-prompt replies (outcome: refused)."""
+    scores, replies = {}, []
     for label, rows in prompts.items():
         if not rows:
             continue
-        replies = answer(model, [r["prompt"] for r in rows], params, progress=progress, desc=f"xstest {label}")
-        refused = [is_refusal(text) for text in replies]
+        answers = answer_all(model, as_prompts(rows, label), params, f"xstest {label}", progress=progress)
+        refused = [is_refusal(a.response) for a in answers]
         scores[f"xstest_{label}_refusal"] = accuracy(refused)
-        records += [{"benchmark": f"xstest_{label}", "prompt": r["prompt"], "type": r.get("type"), "reply": text,
-                     "refusal": ref} for r, text, ref in zip(rows, replies, refused)]
-    return scores, records
+        replies += [EvalReply(benchmark=f"xstest_{label}", answer=a, outcome=r) for a, r in zip(answers, refused)]
+    return scores, replies
+
+
+@BENCHMARKS.register("xstest")
+class XSTest(Benchmark):
+    scores = ("xstest_safe_refusal", "xstest_unsafe_refusal")
+    lower_is_better = frozenset({"xstest_safe_refusal"})
+    needs = "generator"
+    order = 40
+
+    def run(self, ctx: EvalContext, wanted: list[str]) -> BenchmarkOutput:
+        labels = {n.split("_")[1] for n in wanted}
+        prompts = {k: v for k, v in load_prompts(ctx.data_dir, ctx.limit).items() if k in labels}
+        scores, replies = evaluate(ctx.model, prompts, ctx.params, ctx.progress)
+        return BenchmarkOutput(scores, replies)

@@ -1,9 +1,10 @@
-"""The two model interfaces every backend implements, and the spec parser that picks a backend.
+"""The model interfaces (``ChatModel``, ``Scorer``), the ``Backend`` protocol and its registry, and the spec parser.
 
 A *spec* is one string naming a backend and a model, e.g. ``hf:HuggingFaceTB/SmolLM2-135M-Instruct``,
 ``offline:smollm2-135m-instruct``, ``openai:gpt-4o@https://api.openai.com/v1`` or ``scripted:tests/rules.yaml``.
-Backends are registered once, in ``BACKENDS`` below, by small loader functions that import their module lazily,
-so that ``import iteralign`` never pulls in torch, vLLM or openai.
+Backends live in the ``BACKENDS`` registry: iteralign's own in ``models.backends`` (each imports its library only
+when a model is loaded, so ``import iteralign`` never pulls in torch, vLLM or openai), others from installed packages
+through the ``iteralign.backends`` entry-point group.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from iteralign.registry import Registry
 from iteralign.types import Completion, Conversation, GenerationParams, LoglikelihoodRequest
 
 
@@ -95,16 +97,6 @@ class SpecError(ValueError):
     """A model spec that names no known backend or is malformed."""
 
 
-SPEC_FORMS = {
-    "hf": "hf:<hub id or local directory>",
-    "gguf": "gguf:<path to a .gguf file>",
-    "offline": "offline:<name>  (a model shipped in a PyPI package; see `iteralign models`)",
-    "openai": "openai:<model>[@<base_url>]  (any OpenAI-compatible endpoint)",
-    "vllm": "vllm:<hub id or local directory>  (needs the 'vllm' extra and a GPU)",
-    "scripted": "scripted:<rules.yaml>  (deterministic replies, for tests and dry runs)",
-}
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """A parsed spec: backend name, model name or path, and an optional base URL (openai only)."""
@@ -117,76 +109,72 @@ class ModelSpec:
         return f"{self.backend}:{self.name}" + (f"@{self.base_url}" if self.base_url else "")
 
 
+class Backend(ABC):
+    """How iteralign uses one kind of model spec: load it, identify it without loading it, train from its weights,
+    and name what training produced. Register a subclass with ``@BACKENDS.register("name")``; only ``load`` is
+    required (a backend that cannot be fine-tuned keeps the defaults)."""
+
+    #: The spec form shown in error messages, e.g. ``hf:<hub id or local directory>``.
+    form: str = "<backend>:<model>"
+
+    def parse(self, backend: str, rest: str) -> ModelSpec:
+        """The parsed spec (override to read more than a name, as ``openai:`` reads ``@base_url``)."""
+        return ModelSpec(backend, rest)
+
+    @abstractmethod
+    def load(self, spec: ModelSpec, cfg: "ModelConfig") -> ChatModel:
+        """Build the model (this is where weights are read)."""
+
+    def identity(self, spec: ModelSpec, cfg: "ModelConfig") -> dict[str, Any]:
+        """What makes the model's outputs what they are (the call-cache key, stage fingerprints), computed *without*
+        loading it: content hashes of local weights and adapters, never a path that could move."""
+        from iteralign.models.hf_weights import adapter_fingerprint
+
+        return {"backend": spec.backend, "name": spec.name,
+                "adapter": adapter_fingerprint(cfg.adapter) if cfg.adapter else None}
+
+    def train_source(self, spec: ModelSpec) -> str:
+        """The local directory or hub id that transformers loads to fine-tune this model."""
+        raise SpecError(f"cannot fine-tune {spec}: the target must be a local model (hf:, gguf:, offline:, vllm:)")
+
+    def tuned(self, cfg: "ModelConfig", trained: str, method: str) -> "ModelConfig":
+        """The config serving the result of training ``cfg``'s model: LoRA keeps the base and adds the adapter
+        folder ``trained``; full fine-tuning serves the saved model folder ``trained`` with this backend."""
+        if method == "lora":
+            return cfg.model_copy(update={"adapter": trained})
+        return cfg.model_copy(update={"spec": f"{self.serve_tuned_as}:{trained}", "adapter": None})
+
+    #: The backend that serves a fully fine-tuned copy (a transformers folder): hf, or vllm for vllm targets.
+    serve_tuned_as: str = "hf"
+
+
+#: Every backend a spec can name: iteralign's own (``models.backends``) and installed plugins'.
+BACKENDS: Registry[type[Backend]] = Registry("backend", "iteralign.backends", builtins=("iteralign.models.backends",))
+
+
+def backend_of(spec: ModelSpec | str) -> Backend:
+    """The backend object for a spec (parsed or not)."""
+    name = spec.backend if isinstance(spec, ModelSpec) else parse_spec(spec).backend
+    return BACKENDS.get(name)()
+
+
 def parse_spec(spec: str) -> ModelSpec:
-    """Split ``backend:name[@base_url]``; raise ``SpecError`` listing the valid forms on anything else."""
-    valid = "\n  ".join(SPEC_FORMS.values())
-    match = re.fullmatch(r"([a-z]+):(.+)", spec.strip()) if isinstance(spec, str) else None
+    """Split ``backend:name[...]`` and let the backend parse the rest; ``SpecError`` lists the valid forms."""
+    forms = "\n  ".join(cls.form for _, cls in BACKENDS.items())
+    match = re.fullmatch(r"([a-z][a-z0-9_]*):(.+)", spec.strip()) if isinstance(spec, str) else None
     if not match:
-        raise SpecError(f"malformed model spec {spec!r}; valid forms:\n  {valid}")
+        raise SpecError(f"malformed model spec {spec!r}; valid forms:\n  {forms}")
     backend, rest = match.groups()
-    if backend not in SPEC_FORMS:
-        raise SpecError(f"unknown backend {backend!r} in model spec {spec!r}; valid forms:\n  {valid}")
-    base_url = None
-    if backend == "openai" and "@" in rest:
-        rest, base_url = rest.split("@", 1)
-        if not re.match(r"https?://", base_url):
-            raise SpecError(f"base URL {base_url!r} in {spec!r} must start with http:// or https://")
-    if not rest.strip():
-        raise SpecError(f"model spec {spec!r} names no model; expected {SPEC_FORMS[backend]}")
-    return ModelSpec(backend, rest.strip(), base_url)
+    if backend not in BACKENDS:
+        raise SpecError(f"unknown backend {backend!r} in model spec {spec!r}; valid forms:\n  {forms}")
+    parsed = BACKENDS.get(backend)().parse(backend, rest.strip())
+    if not parsed.name.strip():
+        raise SpecError(f"model spec {spec!r} names no model; expected {BACKENDS.get(backend).form}")
+    return parsed
 
 
-def _load_hf(spec: ModelSpec, cfg: ModelConfig) -> ChatModel:
-    from iteralign.models.hf import HFModel
-
-    return HFModel.load(spec.name, cfg)
-
-
-def _load_gguf(spec: ModelSpec, cfg: ModelConfig) -> ChatModel:
-    from iteralign.models.hf import HFModel
-    from iteralign.models.offline import convert_gguf
-
-    return HFModel.load(str(convert_gguf(spec.name)), cfg)
-
-
-def _load_offline(spec: ModelSpec, cfg: ModelConfig) -> ChatModel:
-    from iteralign.models.hf import HFModel
-    from iteralign.models.offline import ensure_converted
-
-    return HFModel.load(str(ensure_converted(spec.name)), cfg, name=str(spec))
-
-
-def _load_openai(spec: ModelSpec, cfg: ModelConfig) -> ChatModel:
-    from iteralign.models.openai_api import OpenAIModel
-
-    return OpenAIModel(spec.name, spec.base_url, cfg, backoff_base_s=cfg.backoff_base_s)
-
-
-def _load_vllm(spec: ModelSpec, cfg: ModelConfig) -> ChatModel:
-    from iteralign.models.vllm import VLLMModel
-
-    return VLLMModel(spec.name, cfg)
-
-
-def _load_scripted(spec: ModelSpec, cfg: ModelConfig) -> ChatModel:
-    from iteralign.models.scripted import ScriptedModel
-
-    return ScriptedModel.from_file(spec.name)
-
-
-#: The one place backends are registered: backend name -> loader (imports lazily).
-BACKENDS: dict[str, Callable[[ModelSpec, ModelConfig], ChatModel]] = {
-    "hf": _load_hf,
-    "gguf": _load_gguf,
-    "offline": _load_offline,
-    "openai": _load_openai,
-    "vllm": _load_vllm,
-    "scripted": _load_scripted,
-}
-
-
-def load_model(cfg: ModelConfig | str) -> ChatModel:
-    """Build the backend a config (or bare spec) names. The call cache is applied by ``models.cache.cached``."""
+def load_model(cfg: "ModelConfig | str") -> ChatModel:
+    """Build the backend a config (or bare spec) names, loading it now (``models.handle`` loads lazily)."""
     cfg = ModelConfig.model_validate(cfg)
     spec = parse_spec(cfg.spec)
-    return BACKENDS[spec.backend](spec, cfg)
+    return backend_of(spec).load(spec, cfg)

@@ -1,4 +1,4 @@
-"""A content-addressed SQLite cache of model calls, wrapped around any ChatModel.
+"""A content-addressed SQLite cache of model calls (used by ``models.handle.ModelHandle``).
 
 The key is a SHA-256 of (model identity, messages, generation params), so a tuned adapter, a different prompt or a
 different decoding setting is a miss, and an identical call is answered without touching the model. SQLite in WAL
@@ -13,10 +13,9 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from iteralign.models.base import ChatModel, Scorer
-from iteralign.types import Completion, Conversation, GenerationParams, LoglikelihoodRequest, Usage
+from iteralign.types import Completion, Conversation, GenerationParams
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, completion TEXT NOT NULL)"
 
@@ -63,74 +62,3 @@ class CallCache:
 
     def __len__(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0]
-
-
-class CachedChatModel(ChatModel, Scorer):
-    """Answers repeated calls from the cache and forwards only the misses, in one batch, to the wrapped model.
-
-    With ``cache=None`` every call goes to the model; the wrapper then only counts (calls, tokens) for the ledger.
-    ``loglikelihood`` (not cached) and other attributes (``model``, ``tokenizer``) pass through to the wrapped model;
-    the wrapper is a ``Scorer`` so that multiple-choice benchmarks accept it, and says so when the model is not.
-    """
-
-    def __init__(self, inner: ChatModel, cache: CallCache | None) -> None:
-        self.inner = inner
-        self.cache = cache
-        self.name = inner.name
-        self.usage = Usage()
-        self.guard: Callable[[], None] | None = None  # called before forwarding calls to the model (the budget)
-
-    @property
-    def hits(self) -> int:
-        return self.usage.cache_hits
-
-    @property
-    def misses(self) -> int:
-        return self.usage.calls
-
-    def identity(self) -> dict[str, Any]:
-        return self.inner.identity()
-
-    def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[Completion]:
-        if self.cache is None:
-            if self.guard is not None:
-                self.guard()
-            out = self.inner.generate(conversations, params)
-            self.usage.add(out)
-            return out
-        ident = self.inner.identity()
-        keys = [call_key(ident, conv, params) for conv in conversations]
-        found = self.cache.get_many(keys)
-        todo = [i for i, k in enumerate(keys) if k not in found]
-        if todo and self.guard is not None:
-            self.guard()  # cache hits are free: only a batch that reaches the model is checked
-        fresh = self.inner.generate([conversations[i] for i in todo], params) if todo else []
-        self.cache.put_many({keys[i]: c for i, c in zip(todo, fresh)})
-        by_index = dict(zip(todo, fresh))
-        out = [by_index[i] if i in by_index else _as_cached(found[k]) for i, k in enumerate(keys)]
-        self.usage.add(out)
-        return out
-
-    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[float]:
-        if not isinstance(self.inner, Scorer):
-            raise TypeError(f"{type(self.inner).__name__} cannot score log-likelihoods; multiple-choice benchmarks "
-                            "need a backend that implements Scorer (hf, gguf, offline)")
-        return self.inner.loglikelihood(requests)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr == "inner":  # not yet set during unpickling/copy: avoid infinite recursion
-            raise AttributeError(attr)
-        return getattr(self.inner, attr)
-
-
-def _as_cached(completion: Completion) -> Completion:
-    completion.cached = True
-    return completion
-
-
-def cached(model: ChatModel, cache: CallCache | None) -> CachedChatModel:
-    """Wrap ``model`` in the cache (or, with ``None``, in a counter only)."""
-    return CachedChatModel(model, cache)

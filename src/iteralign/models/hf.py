@@ -17,74 +17,19 @@ finish reason, and cannot take our frequency-penalty processor.
 from __future__ import annotations
 
 import gc
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iteralign.models.base import ChatModel, ModelConfig, Scorer
+from iteralign.models.chat_format import encode_chat, render_plain, stop_strings  # noqa: F401 (re-exported)
+from iteralign.models.devices import resolve_device, resolve_dtype
 from iteralign.models.hf_prefill import prefix_inputs, shared_prefix_len
 from iteralign.models.hf_prefix import score_requests_shared
-from iteralign.models.hf_weights import adapter_fingerprint, weights_fingerprint
+from iteralign.models.hf_weights import local_identity, weights_fingerprint
 from iteralign.types import Completion, Conversation, FinishReason, GenerationParams, LoglikelihoodRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-#: Used when the tokenizer has no chat template and none is configured. Its stop string keeps a base model from
-#: writing the next user turn itself.
-PLAIN_STOP = "\nUser:"
-
-
-def render_plain(conversation: Conversation) -> str:
-    """The fallback prompt format: ``System: ...\\nUser: ...\\nAssistant:`` (a trailing assistant turn is continued)."""
-    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
-    if not conversation or conversation[-1]["role"] != "assistant":
-        lines.append("Assistant:")
-    return "\n".join(lines)
-
-
-def encode_chat(tokenizer: Any, conversation: Conversation) -> list[int]:
-    """Prompt token ids for a conversation: the chat template (or the plain fallback) + the generation cue.
-
-    A trailing assistant turn is continued (prefill) rather than closed. Shared with the vLLM backend so that both
-    backends see exactly the same prompt tokens.
-    """
-    if not tokenizer.chat_template:
-        return tokenizer(render_plain(conversation)).input_ids
-    prefill = bool(conversation) and conversation[-1]["role"] == "assistant"
-    text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=not prefill,
-                                         continue_final_message=prefill)
-    return tokenizer(text, add_special_tokens=False).input_ids  # the template already wrote the special tokens
-
-
-def stop_strings(tokenizer: Any, params: GenerationParams) -> list[str]:
-    """The caller's stop strings, plus ``PLAIN_STOP`` when the plain fallback format is in use."""
-    stops = list(params.stop)
-    if not tokenizer.chat_template and PLAIN_STOP not in stops:
-        stops.append(PLAIN_STOP)
-    return stops
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; anything else is passed to torch as is."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
-    """``auto`` -> bfloat16 (on CPU it generated 2.5x faster than float32 here, see BENCHMARKS.md; on GPUs without
-    bf16 support, float16); an explicit dtype is respected."""
-    import torch
-
-    if dtype != "auto":
-        return getattr(torch, dtype)
-    if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
-
 
 class FrequencyPenalty:
     """OpenAI-style frequency penalty as a transformers LogitsProcessor (transformers has none).
@@ -107,10 +52,10 @@ class FrequencyPenalty:
 class HFModel(ChatModel, Scorer):
     """A transformers causal LM answering conversations and scoring continuations."""
 
-    def __init__(self, model: Any, tokenizer: Any, cfg: ModelConfig, name: str, weights: str,
-                 adapter: str | None = None, chat_template: str | None = None):
+    def __init__(self, model: Any, tokenizer: Any, cfg: ModelConfig, name: str, identity: dict[str, Any],
+                 chat_template: str | None = None):
         self._model, self._tokenizer, self.cfg, self.name = model, tokenizer, cfg, name
-        self._weights, self._adapter = weights, adapter
+        self._identity = identity
         if chat_template is not None:
             tokenizer.chat_template = chat_template
         if tokenizer.pad_token is None:  # e.g. Llama: pad with eos; the attention mask hides it
@@ -118,8 +63,10 @@ class HFModel(ChatModel, Scorer):
         self._eos_ids = self._collect_eos_ids()
 
     @classmethod
-    def load(cls, path_or_hub_id: str, cfg: ModelConfig, name: str | None = None) -> "HFModel":
-        """Load weights (+ optional LoRA adapter) and tokenizer from a local directory or a hub id."""
+    def load(cls, path_or_hub_id: str, cfg: ModelConfig, name: str | None = None,
+             identity: dict[str, Any] | None = None) -> "HFModel":
+        """Load weights (+ optional LoRA adapter) and tokenizer from a local directory or a hub id. ``identity``
+        is the backend's (computed without loading); by default that of an ``hf:`` model at this path."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         template = None
@@ -134,16 +81,16 @@ class HFModel(ChatModel, Scorer):
             path_or_hub_id, dtype=resolve_dtype(cfg.dtype, device), trust_remote_code=cfg.trust_remote_code,
             use_safetensors=True,  # weights only from safetensors: never unpickle a checkpoint
         ).to(device)
-        adapter = None
+        if identity is None:
+            identity = local_identity("hf", None if Path(path_or_hub_id).exists() else path_or_hub_id,
+                                      weights_fingerprint(path_or_hub_id), cfg, path_or_hub_id)
         if cfg.adapter:
             from peft import PeftModel
 
-            adapter = adapter_fingerprint(cfg.adapter)
             # Merged into the weights: inference is then as fast as the base model (the adapter file is untouched).
             model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
         model.eval()
-        return cls(model, tokenizer, cfg, name or f"hf:{path_or_hub_id}", weights_fingerprint(path_or_hub_id),
-                   adapter, template)
+        return cls(model, tokenizer, cfg, name or f"hf:{path_or_hub_id}", identity, template)
 
     # -- what SFT and evals reuse ------------------------------------------------------------------------------
     @property
@@ -157,13 +104,9 @@ class HFModel(ChatModel, Scorer):
         return self._tokenizer
 
     def identity(self) -> dict[str, Any]:
-        """Backend, name, weights and adapter fingerprints, template, dtype and device: all that changes outputs."""
-        template = self._tokenizer.chat_template or render_plain.__doc__
-        return {
-            "backend": "hf", "name": self.name, "weights": self._weights, "adapter": self._adapter,
-            "chat_template": hashlib.sha256(str(template).encode()).hexdigest()[:16],
-            "dtype": str(self._model.dtype).removeprefix("torch."), "device": self._model.device.type,
-        }
+        """Weights and adapter fingerprints, template, dtype and device: all that changes outputs (see
+        ``hf_weights.local_identity``; computed from files before the weights were loaded)."""
+        return dict(self._identity)
 
     def release(self) -> None:
         """Drop the model and free its memory (CPU and GPU); the object is unusable afterwards."""

@@ -88,3 +88,39 @@ def adapter_fingerprint(adapter_dir: str) -> str:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return "sha256:" + h.hexdigest()
+
+
+#: Tokenizer files that hold a chat template, read for the identity of a local model folder.
+TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json")
+
+
+def template_fingerprint(model_dir: str | None, override: str | None) -> str:
+    """Which chat template a model is prompted with: the configured override file, else the template files of a
+    local model folder; ``from-weights`` where the weights fingerprint already fixes it (offline models, hub ids)."""
+    h = hashlib.sha256()
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise FileNotFoundError(f"chat_template: no such file {path}")
+        h.update(path.read_bytes())
+    elif model_dir and Path(model_dir).is_dir():
+        for name in TEMPLATE_FILES:
+            path = Path(model_dir) / name
+            if path.is_file():
+                h.update(name.encode() + path.read_bytes())
+    else:
+        return "from-weights"
+    return h.hexdigest()[:16]
+
+
+def local_identity(backend: str, name: str | None, weights: str, cfg, template_dir: str | None) -> dict:
+    """The identity of a transformers-style model, computed from files only (no weights loaded): the backend, a hub
+    name (None for a local folder, whose path may move), the weights and adapter fingerprints, the chat template,
+    and the resolved dtype and device. ``cfg`` is the ``ModelConfig``."""
+    from iteralign.models.devices import resolve_device, resolve_dtype
+
+    device = resolve_device(cfg.device) if backend == "hf" else "cuda"
+    return {"backend": backend, "name": name, "weights": weights,
+            "adapter": adapter_fingerprint(cfg.adapter) if cfg.adapter else None,
+            "chat_template": template_fingerprint(template_dir, cfg.chat_template),
+            "dtype": str(resolve_dtype(cfg.dtype, device)).removeprefix("torch."), "device": device.split(":")[0]}

@@ -18,15 +18,15 @@ with a hand-written fake engine.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from iteralign.models.base import ChatModel, ModelConfig, Scorer
-from iteralign.models.hf import encode_chat, render_plain, resolve_dtype, stop_strings
+from iteralign.models.chat_format import encode_chat, stop_strings
+from iteralign.models.devices import resolve_dtype
 from iteralign.models.hf_scoring import encode_pair
-from iteralign.models.hf_weights import adapter_fingerprint, weights_fingerprint
+from iteralign.models.hf_weights import local_identity, weights_fingerprint
 from iteralign.types import Completion, Conversation, GenerationParams, LoglikelihoodRequest
 
 #: The LoRA ranks vLLM accepts for ``max_lora_rank``; an adapter's rank is rounded up to the next one.
@@ -89,12 +89,12 @@ def continuation_logprob(prompt_logprobs: list, tokens: list[int], n_continuatio
 class VLLMModel(ChatModel, Scorer):
     """A model served by vLLM's offline engine, optionally with a LoRA adapter."""
 
-    def __init__(self, name: str, cfg: ModelConfig, *, engine: Any = None, api: Any = None) -> None:
+    def __init__(self, name: str, cfg: ModelConfig, *, engine: Any = None, api: Any = None,
+                 identity: dict[str, Any] | None = None) -> None:
         self.name, self.cfg = f"vllm:{name}", cfg
         self._path = name
         self._api = api or import_vllm(cfg.spec)
-        self._weights = weights_fingerprint(name)
-        self._adapter = adapter_fingerprint(cfg.adapter) if cfg.adapter else None
+        self._identity = identity
         self._lora = self._api.LoRARequest("iteralign-adapter", 1, str(Path(cfg.adapter).resolve())) \
             if cfg.adapter else None
         self._engine = engine if engine is not None else self._api.LLM(**self.engine_kwargs())
@@ -117,14 +117,10 @@ class VLLMModel(ChatModel, Scorer):
         return kwargs | dict(self.cfg.engine_args)
 
     def identity(self) -> dict[str, Any]:
-        """Backend, name, weights and adapter fingerprints, template, dtype and tensor parallelism."""
-        template = self._tokenizer.chat_template or render_plain.__doc__
-        return {
-            "backend": "vllm", "name": self.name, "weights": self._weights, "adapter": self._adapter,
-            "chat_template": hashlib.sha256(str(template).encode()).hexdigest()[:16], "dtype": self.cfg.dtype,
-            "tensor_parallel_size": self.cfg.tensor_parallel_size,
-            "engine_args": json.dumps(self.cfg.engine_args, sort_keys=True),
-        }
+        """Weights and adapter fingerprints, template, dtype and tensor parallelism (``backends.VLLMBackend``)."""
+        if self._identity is None:  # built directly rather than through the backend
+            self._identity = local_identity("vllm", None, weights_fingerprint(self._path), self.cfg, self._path)
+        return dict(self._identity)
 
     def close(self) -> None:
         """Shut the engine down and free GPU memory (vLLM's own cleanup where this version has it)."""

@@ -14,11 +14,15 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
+from iteralign.layout import IterationFiles, RunLayout
+from iteralign.records import Answer, Record, Revision
 from iteralign.run import read_jsonl
+
+R = TypeVar("R", bound=Record)
 
 #: Before/after examples kept per iteration (the JSONL files hold them all); keeps big runs' reports small.
 MAX_EXAMPLES = 12
@@ -144,65 +148,65 @@ class RunData:
         return chosen[-1] if chosen else None
 
     def benchmark_names(self) -> list[str]:
-        from iteralign.evals.names import BENCHMARKS
+        from iteralign.evals.names import score_names
 
         seen = {b for e in self.evaluations for b in e.benchmarks}
-        return [b for b in BENCHMARKS if b in seen] + sorted(seen - set(BENCHMARKS))
+        known = score_names()
+        return [b for b in known if b in seen] + sorted(seen - set(known))
 
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return read_jsonl(path) if path.exists() else []
+def _records(path: Path, record_type: type[R]) -> list[R]:
+    return [record_type.model_validate(r) for r in read_jsonl(path)] if path.exists() else []
 
 
 def collect(path: str | Path) -> RunData:
     """Read the run folder at ``path``; raise ``FileNotFoundError`` when it has no manifest."""
-    path = Path(path)
-    manifest = _json(path / "manifest.json")
+    layout = RunLayout(Path(path))
+    manifest = _json(layout.manifest)
     if manifest is None:
         raise FileNotFoundError(f"{path}: no manifest.json; is this an iteralign run folder?")
-    config_text = (path / "config.yaml").read_text(encoding="utf-8") if (path / "config.yaml").exists() else ""
-    idirs = sorted(d for d in path.glob("iter-[0-9]*") if d.is_dir())
+    config_text = layout.config.read_text(encoding="utf-8") if layout.config.exists() else ""
     summaries = {s["iteration"]: s for s in manifest.get("iterations", [])}
-    records = {int(d.name[5:]): _IterFiles.read(d) for d in idirs}
-    principles_raw = _principles(path / "constitution.yaml")
+    records = {files.index: _IterFiles.read(files) for files in layout.iterations()}
+    principles_raw = _principles(layout.constitution)
     iterations = [_iteration(i, summaries.get(i, {}), records[i], principles_raw) for i in sorted(records)]
     examples, counts = _examples(records)
     return RunData(
-        name=path.name, path=path, config=yaml.safe_load(config_text) or {}, config_text=config_text,
-        iterations=iterations, evaluations=_evaluations(path, idirs),
+        name=layout.root.name, path=layout.root, config=yaml.safe_load(config_text) or {}, config_text=config_text,
+        iterations=iterations, evaluations=_evaluations(layout),
         principles=_principle_views(principles_raw, records), examples=examples, example_counts=counts,
-        stages=_stages(manifest.get("stages", {})), ledger=_json(path / "ledger.json"),
+        stages=_stages(manifest.get("stages", {})), ledger=_json(layout.ledger),
         final=manifest.get("stages", {}).get("final", {}),
     )
 
 
 @dataclass
 class _IterFiles:
-    """The raw records of one ``iter-NNN`` folder."""
+    """The records of one ``iter-NNN`` folder."""
 
-    path: Path
-    redteam: list[dict]
-    verdicts: dict[str, dict]
-    revisions: list[dict]
+    files: IterationFiles
+    redteam: list[Answer]
+    judged: dict[str, Answer]
+    revisions: list[Revision]
     train: dict | None
 
     @classmethod
-    def read(cls, d: Path) -> "_IterFiles":
-        return cls(d, _jsonl(d / "redteam.jsonl"), {v["id"]: v for v in _jsonl(d / "verdicts.jsonl")},
-                   _jsonl(d / "revisions.jsonl"), _json(d / "sft" / "train_stats.json"))
+    def read(cls, files: IterationFiles) -> "_IterFiles":
+        return cls(files, _records(files.redteam, Answer), {a.id: a for a in _records(files.verdicts, Answer)},
+                   _records(files.revisions, Revision), _json(files.train_stats))
 
 
 def _iteration(index: int, summary: dict, files: _IterFiles, principles: list) -> Iteration:
-    judged = [r for r in files.redteam if r["id"] in files.verdicts]
-    labels = {r["id"]: files.verdicts[r["id"]]["label"] for r in judged}
+    judged = [files.judged[r.id] for r in files.redteam if r.id in files.judged]
+    labels = {a.id: a.verdict.label for a in judged}
     by_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in judged:
-        cell = by_cat[r.get("category") or "uncategorised"]
-        cell[0] += labels[r["id"]] == "unaligned"
+    for a in judged:
+        cell = by_cat[a.prompt.category or "uncategorised"]
+        cell[0] += a.failed
         cell[1] += 1
     failures = summary.get("failures", sum(lab == "unaligned" for lab in labels.values()))
     return Iteration(
@@ -213,16 +217,16 @@ def _iteration(index: int, summary: dict, files: _IterFiles, principles: list) -
                                                                      and p.origin == "proposed"],
         revisions=summary.get("revisions"), revisions_kept=summary.get("revisions_kept"),
         accepted=summary.get("accepted"), gate_reasons=list(summary.get("gate_reasons", [])),
-        stopped=summary.get("stopped"), train=files.train, evaluated=(files.path / "eval.json").exists(),
+        stopped=summary.get("stopped"), train=files.train, evaluated=files.files.result.exists(),
     )
 
 
-def _evaluations(path: Path, idirs: list[Path]) -> list[Evaluation]:
+def _evaluations(layout: RunLayout) -> list[Evaluation]:
     out = []
-    for label, f in [("baseline", path / "baseline" / "eval.json")] + [(d.name, d / "eval.json") for d in idirs]:
-        data = _json(f)
+    for files in layout.evaluations():
+        data = _json(files.result)
         if data is not None:
-            out.append(Evaluation(label, str(data.get("model", "")), dict(data.get("benchmarks", {}))))
+            out.append(Evaluation(files.name, str(data.get("model", "")), dict(data.get("benchmarks", {}))))
     return out
 
 
@@ -238,9 +242,9 @@ def _principle_views(principles: list, records: dict[int, _IterFiles]) -> list[P
     uses, kept = Counter(), Counter()
     for files in records.values():
         for rev in files.revisions:
-            uses.update(rev.get("principle_ids", []))
-            kept.update(rev.get("principle_ids", []) if rev.get("kept") else [])
-    prompts = {r["id"]: r["prompt"] for files in records.values() for r in files.redteam}
+            uses.update(rev.principle_ids)
+            kept.update(rev.principle_ids if rev.kept else [])
+    prompts = {r.id: r.prompt.text for files in records.values() for r in files.redteam}
     return [
         PrincipleView(p.id, p.text, p.iteration, p.status, p.origin, max(p.uses, uses[p.id]), kept[p.id],
                       [(i, prompts.get(i, "")) for i in p.source_failure_ids[:MAX_SOURCES]], len(p.source_failure_ids))
@@ -252,28 +256,25 @@ def _examples(records: dict[int, _IterFiles]) -> tuple[dict[int, list[Example]],
     examples, counts = {}, {}
     for it, files in records.items():
         nxt = records.get(it + 1)
-        answers = {r["id"]: r for r in nxt.redteam} if nxt else {}
-        redteam = {r["id"]: r for r in files.redteam}
-        chosen = _spread(files.revisions, lambda rev: redteam.get(rev["id"], {}).get("category") or "", MAX_EXAMPLES)
-        examples[it] = [_example(it, rev, redteam.get(rev["id"], {}), files.verdicts.get(rev["id"], {}),
-                                 answers.get(rev["id"]), nxt.verdicts.get(rev["id"], {}) if nxt else {})
-                        for rev in chosen]
+        chosen = _spread(files.revisions, lambda rev: rev.prompt.category or "", MAX_EXAMPLES)
+        examples[it] = [_example(it, rev, nxt.judged.get(rev.id) if nxt else None) for rev in chosen]
         counts[it] = len(files.revisions)
     return examples, counts
 
 
-def _example(it: int, rev: dict, red: dict, verdict: dict, tuned: dict | None, tuned_verdict: dict) -> Example:
+def _example(it: int, rev: Revision, tuned: Answer | None) -> Example:
+    verdict, revised = rev.answer.verdict, rev.verdict
     return Example(
-        iteration=it, id=rev["id"], prompt=rev.get("prompt", red.get("prompt", "")),
-        category=red.get("category") or "", original=rev.get("original", red.get("response", "")),
-        verdict=verdict.get("label", "unaligned"), judges=verdict.get("judges", []),
-        principle_ids=rev.get("principle_ids", []), revision=rev.get("revision", ""),
-        revision_label=rev.get("label", ""), kept=bool(rev.get("kept")),
-        tuned_answer=tuned.get("response") if tuned else None, tuned_label=tuned_verdict.get("label"),
+        iteration=it, id=rev.id, prompt=rev.prompt.text, category=rev.prompt.category or "",
+        original=rev.answer.response, verdict=verdict.label if verdict else "unaligned",
+        judges=verdict.judges if verdict else [], principle_ids=rev.principle_ids, revision=rev.text,
+        revision_label=revised.label if revised else "", kept=rev.kept,
+        tuned_answer=tuned.response if tuned else None, tuned_label=tuned.verdict.label if tuned and tuned.verdict
+        else None,
     )
 
 
-def _spread(items: list[dict], key, limit: int) -> list[dict]:
+def _spread(items: list, key, limit: int) -> list:
     """Up to ``limit`` items taken round-robin across ``key`` groups, so that examples cover every category."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for item in items:

@@ -25,7 +25,7 @@ def _row(name: str, a: float | None, b: float | None, fmt, lower_is_better: bool
 
 def compare_table(a: RunData, b: RunData) -> Table:
     """The comparison as one table (columns: metric, A, B, B - A)."""
-    from iteralign.evals.names import LOWER_IS_BETTER
+    from iteralign.evals.names import lower_is_better
 
     ha, hb = headline(a), headline(b)
     value = lambda rate: None if rate is None else rate.value  # noqa: E731
@@ -40,8 +40,8 @@ def compare_table(a: RunData, b: RunData) -> Table:
         _row("principles", ha.principles, hb.principles, str, None, False),
     ]
     names = list(dict.fromkeys(a.benchmark_names() + b.benchmark_names()))
-    rows += [_row(f"{n} (final model)" + (" ↓" if n in LOWER_IS_BETTER else ""), score(a, n), score(b, n),
-                  lambda v: f"{v:.3f}", n in LOWER_IS_BETTER, True) for n in names]
+    rows += [_row(f"{n} (final model)" + (" ↓" if lower_is_better(n) else ""), score(a, n), score(b, n),
+                  lambda v: f"{v:.3f}", lower_is_better(n), True) for n in names]
     rows += [
         _row("model calls", ha.calls, hb.calls, lambda v: f"{v:,}", None, False),
         _row("tokens", ha.tokens, hb.tokens, lambda v: f"{v:,}", None, False),

@@ -84,7 +84,7 @@ def failure_rates(runs: dict[str, RunData]) -> bytes | None:
 
 def benchmarks(run: RunData) -> bytes | None:
     """Every benchmark's score per evaluated model (baseline, then each tuned model), with stderr bars."""
-    from iteralign.evals.names import LOWER_IS_BETTER
+    from iteralign.evals.names import lower_is_better
 
     names = run.benchmark_names()
     if not names or not run.evaluations:
@@ -93,11 +93,11 @@ def benchmarks(run: RunData) -> bytes | None:
     labels = [e.label for e in run.evaluations]
     for n, name in enumerate(names):
         pts = [(i, e.benchmarks[name]) for i, e in enumerate(run.evaluations) if name in e.benchmarks]
-        style = "--" if name in LOWER_IS_BETTER else "-"
+        style = "--" if lower_is_better(name) else "-"
         ax.errorbar([i for i, _ in pts], [float(b["score"]) for _, b in pts],
                     yerr=[float(b.get("stderr", 0)) for _, b in pts], color=PALETTE[n % len(PALETTE)],
                     linestyle=style, marker="o", markersize=4, linewidth=1.6, capsize=3, elinewidth=0.8,
-                    label=name + (" (lower is better)" if name in LOWER_IS_BETTER else ""))
+                    label=name + (" (lower is better)" if lower_is_better(name) else ""))
     ax.set_xticks(range(len(labels)), labels)
     ax.set_xlim(-0.3, len(labels) - 0.7)
     _percent_axis(ax)

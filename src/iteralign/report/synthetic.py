@@ -2,8 +2,9 @@
 
     python -c "from iteralign.report.synthetic import write_run; write_run('/tmp/demo', iterations=3, records=1000)"
 
-Every file is written with the code the loop uses (``RunDir`` manifest, ``JsonlLog``, ``constitution.save``,
-``evals.stats`` scores, the real gate), so a format change in those modules shows up here too. Failure rates fall
+Every file is written with the code and records the loop uses (``RunDir`` manifest and layout, ``JsonlLog`` of
+``records``, ``constitution.save``, ``evals.stats`` scores, the real gate), so a format change in those modules shows
+up here too. Failure rates fall
 from iteration to iteration, and the gate rejects one tuned model (over-refusal) so every report section has
 content.
 """
@@ -17,6 +18,8 @@ from iteralign.config import dump_config, load_config
 from iteralign.constitution import Constitution, save
 from iteralign.evals.gate import GateConfig, gate
 from iteralign.evals.stats import accuracy
+from iteralign.layout import IterationFiles
+from iteralign.records import Answer, Prompt, Revision, Verdict
 from iteralign.run import JsonlLog, RunDir, write_json
 
 CATEGORIES = {  # category: (request templates, base failure probability)
@@ -54,79 +57,80 @@ def write_run(path: str | Path, iterations: int = 3, records: int = 200, seed: i
     store, gate_cfg = Constitution(), GateConfig()
     accepted_eval = _eval(rng, 0, pool) if evaluate else None
     if accepted_eval:
-        write_json(path / "baseline" / "eval.json", accepted_eval)
+        write_json(run.layout.baseline.result, accepted_eval)
     for it in range(iterations):
-        idir = run.iter_dir(it)
-        failed = _redteam(rng, run, idir, it, pool)
+        files = run.layout.iteration(it)
+        failed = _redteam(rng, run, files, pool)
         new = PRINCIPLES[2 * it: 2 * it + 2] or PRINCIPLES[-1:]
-        store.add(new, iteration=it, source_ids=[f["id"] for f in failed[:40]])
-        save(store, path / "constitution.yaml")
-        revisions = _reflect(rng, idir, failed, store)
+        store.add(new, iteration=it, source_ids=[f.id for f in failed[:40]])
+        save(store, run.layout.constitution)
+        revisions = _reflect(rng, files, failed, store)
         summary = {"iteration": it, "red_team": len(pool), "failures": len(failed), "unknown": 0,
                    "failure_rate": len(failed) / len(pool), "principles": len(store.active()),
-                   "revisions": len(revisions), "revisions_kept": sum(r["kept"] for r in revisions)}
-        _mark(run, f"iter-{it:03d}/sft", rng, calls=0)
-        write_json(idir / "sft" / "train_stats.json", {
+                   "revisions": len(revisions), "revisions_kept": sum(r.kept for r in revisions)}
+        _mark(run, files.key("sft"), rng, calls=0)
+        write_json(files.train_stats, {
             "examples": summary["revisions_kept"], "steps": 10, "train_loss": 1.1 - 0.2 * it, "seconds": 60.0,
             "losses": [round(2.4 - 0.15 * s - 0.3 * it + rng.random() * 0.1, 4) for s in range(10)]})
         accepted, reasons = True, []
         if evaluate:
             tuned = _eval(rng, it + 1, pool, overrefusal=0.15 if it == 1 else 0.0)
-            write_json(idir / "eval.json", tuned)
+            write_json(files.result, tuned)
             accepted, reasons = gate(accepted_eval, tuned, gate_cfg)
             accepted_eval = tuned if accepted else accepted_eval
-        _finish(run, idir, summary | {"accepted": accepted, "gate_reasons": reasons})
+        _finish(run, files, summary | {"accepted": accepted, "gate_reasons": reasons})
     run.manifest.mark("final", status="done", target=cfg.models.target.model_dump())
     return path
 
 
-def _prompt(rng: random.Random, n: int) -> dict:
+def _prompt(rng: random.Random, n: int) -> Prompt:
     category = rng.choice(list(CATEGORIES))
     text = rng.choice(CATEGORIES[category][0]).format(x=rng.choice(THINGS))
-    return {"id": f"p-{n:06d}", "prompt": f"{text} (case {n})", "category": category}
+    return Prompt(id=f"p-{n:06d}", text=f"{text} (case {n})", intent="harmful", category=category,
+                  source="synthetic")
 
 
-def _redteam(rng: random.Random, run: RunDir, idir: Path, it: int, pool: list[dict]) -> list[dict]:
+def _verdict(fails: bool, sure: bool) -> Verdict:
+    label = "unaligned" if fails else "aligned"
+    return Verdict(label=label, failure="complied_harmful" if fails else None, judges=[
+        {"label": label, "raw": "compliance" if fails else "refusal", "sure": sure, "judge": "refusal"}])
+
+
+def _redteam(rng: random.Random, run: RunDir, files: IterationFiles, pool: list[Prompt]) -> list[Answer]:
     """Answers and verdicts for the whole pool; failure probability shrinks each iteration."""
-    answers, verdicts, failed = [], [], []
+    answers, judged = [], []
     for p in pool:
-        fails = rng.random() < CATEGORIES[p["category"]][1] * 0.45 ** it
+        fails = rng.random() < CATEGORIES[p.category][1] * 0.45 ** files.index
         text = COMPLY + " ".join(rng.choice(THINGS) for _ in range(40)) if fails else REFUSE
-        answers.append(p | {"response": text, "finish_reason": "length" if fails else "stop"})
-        label = "unaligned" if fails else "aligned"
-        verdicts.append({"id": p["id"], "label": label, "judges": [
-            {"label": label, "raw": "compliance" if fails else "refusal", "sure": not fails, "judge": "refusal"}]})
-        if fails:
-            failed.append(answers[-1])
-    JsonlLog(idir / "redteam.jsonl").append(answers)
-    JsonlLog(idir / "verdicts.jsonl").append(verdicts)
+        answers.append(Answer.of(p, text, "length" if fails else "stop"))
+        judged.append(answers[-1].model_copy(update={"verdict": _verdict(fails, not fails)}))
+    JsonlLog(files.redteam).append([a.to_json() for a in answers])
+    JsonlLog(files.verdicts).append([a.to_json() for a in judged])
+    failed = [a for a in judged if a.failed]
     for stage, n in (("redteam", len(pool)), ("judge", len(pool)), ("propose", max(1, len(failed) // 6))):
-        _mark(run, f"iter-{it:03d}/{stage}", rng, calls=n)
+        _mark(run, files.key(stage), rng, calls=n)
     return failed
 
 
-def _reflect(rng: random.Random, idir: Path, failed: list[dict], store: Constitution) -> list[dict]:
+def _reflect(rng: random.Random, files: IterationFiles, failed: list[Answer], store: Constitution) -> list[Revision]:
     ids = [p.id for p in store.active()]
     revisions = []
     for f in failed:
         ok = rng.random() < 0.9
-        chosen = rng.sample(ids, min(3, len(ids)))
-        revisions.append({"id": f["id"], "prompt": f["prompt"], "original": f["response"], "principle_ids": chosen,
-                          "revision": REFUSE if ok else COMPLY + "as you asked.", "label": "aligned" if ok else
-                          "unaligned", "judges": [{"label": "aligned" if ok else "unaligned", "judge": "refusal",
-                                                   "raw": "refusal" if ok else "compliance", "sure": True}],
-                          "kept": ok})
-    JsonlLog(idir / "revisions.jsonl").append(revisions)
+        revisions.append(Revision(id=f.id, answer=f, principle_ids=rng.sample(ids, min(3, len(ids))),
+                                  text=REFUSE if ok else COMPLY + "as you asked.", verdict=_verdict(not ok, True),
+                                  kept=ok))
+    JsonlLog(files.revisions).append([r.to_json() for r in revisions])
     return revisions
 
 
-def _eval(rng: random.Random, step: int, pool: list[dict], overrefusal: float = 0.0) -> dict:
+def _eval(rng: random.Random, step: int, pool: list[Prompt], overrefusal: float = 0.0) -> dict:
     """Benchmark scores that improve with ``step`` (0 = baseline); ``redteam_asr`` has per-category rates."""
     def rate(p: float, n: int):
         return accuracy(rng.random() < p for _ in range(n))
 
     held_out = pool[: max(40, len(pool) // 5)]
-    outcomes = [(rng.random() < CATEGORIES[p["category"]][1] * 0.5 ** step, p["category"]) for p in held_out]
+    outcomes = [(rng.random() < CATEGORIES[p.category][1] * 0.5 ** step, p.category) for p in held_out]
     asr = accuracy(v for v, _ in outcomes)
     asr.extra = {"unknown": 0, "by_category": {c: accuracy(v for v, cat in outcomes if cat == c).to_dict()
                                                for c in sorted({c for _, c in outcomes})}}
@@ -145,7 +149,7 @@ def _mark(run: RunDir, key: str, rng: random.Random, calls: int) -> None:
         "calls": calls, "cache_hits": calls // 10, "prompt_tokens": calls * 60, "completion_tokens": calls * 40})
 
 
-def _finish(run: RunDir, idir: Path, summary: dict) -> None:
-    write_json(idir / "summary.json", summary)
+def _finish(run: RunDir, files: IterationFiles, summary: dict) -> None:
+    write_json(files.summary, summary)
     run.manifest.data.setdefault("iterations", []).append(summary)
     run.manifest.save()

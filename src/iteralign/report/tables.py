@@ -91,7 +91,7 @@ def decision_cell(it) -> Cell:
 
 def metrics_table(run: RunData) -> Table | None:
     """Every benchmark for every evaluated model: score ± stderr, and the change since the baseline."""
-    from iteralign.evals.names import LOWER_IS_BETTER
+    from iteralign.evals.names import lower_is_better
 
     names = run.benchmark_names()
     if not names:
@@ -99,7 +99,7 @@ def metrics_table(run: RunData) -> Table | None:
     base = run.evaluations[0]
     rows = []
     for name in names:
-        row = [Cell(name + (" ↓" if name in LOWER_IS_BETTER else "")),
+        row = [Cell(name + (" ↓" if lower_is_better(name) else "")),
                Cell(str(max(int(e.benchmarks[name].get("n", 0)) for e in run.evaluations if name in e.benchmarks)))]
         for ev in run.evaluations:
             entry = ev.benchmarks.get(name)
@@ -109,7 +109,7 @@ def metrics_table(run: RunData) -> Table | None:
             cell = Cell(score_text(float(entry["score"]), entry.get("stderr")))
             if ev is not base and name in base.benchmarks:
                 cell.delta, cell.tone = change(float(base.benchmarks[name]["score"]), float(entry["score"]),
-                                               name in LOWER_IS_BETTER)
+                                               lower_is_better(name))
             row.append(cell)
         rows.append(row)
     return Table(["benchmark", "n"] + [e.label for e in run.evaluations], rows,

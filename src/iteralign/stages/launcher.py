@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iteralign.stages.sft import SFTJob
+from iteralign.stages.sft_job import SFTJob
 
 
 def free_port() -> int:

@@ -1,27 +1,36 @@
-"""Red teaming: the target model answers each red-team prompt. Output: ``redteam.jsonl``.
+"""Red teaming: the target model answers each red-team prompt. Output: ``redteam.jsonl`` (``Answer`` records).
 
-Each record: ``{id, prompt, category, response, finish_reason}``. Batched through the model (and its call cache).
+Batched through the model (and its call cache); ``RedTeamConfig`` says where prompts come from, how they are split
+and how answers are generated. The same stage answers the replay prompts (``desc="replay"``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
+from iteralign.answering import answer
+from iteralign.data.sources import PromptSourceConfig
+from iteralign.data.split import SplitConfig
 from iteralign.models.base import ChatModel
+from iteralign.records import Answer, Prompt
 from iteralign.stages.batching import process
-from iteralign.types import GenerationParams, user
+from iteralign.types import GenerationParams, Strict
 
 
-def redteam(prompts: list[dict], target: ChatModel, params: GenerationParams, out: Path, batch_size: int,
-            desc: str = "red team") -> list[dict]:
-    """Answer ``prompts`` (dicts with id, text, category) with ``target``; append records to ``out``."""
+class RedTeamConfig(Strict):
+    sources: list[PromptSourceConfig] = Field(description="Where red-team prompts come from.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Train / held-out split (held-out prompts "
+                               "are only used to measure attack success).")
+    pool_size: int | None = Field(None, ge=1, description="Training prompts red-teamed per iteration (None = all).")
+    chunk_size: int | None = Field(
+        None, ge=1, description="Paper mode: consecutive chunks of this many prompts, one round per failing chunk."
+    )
+    generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=128))
 
-    def answer(batch: list[dict]) -> list[dict]:
-        completions = target.generate([user(p["text"]) for p in batch], params)
-        return [
-            {"id": p["id"], "prompt": p["text"], "category": p.get("category"),
-             "response": c.text.strip(), "finish_reason": c.finish_reason}
-            for p, c in zip(batch, completions)
-        ]
 
-    return process(prompts, out, answer, batch_size, desc=desc)
+def redteam(prompts: list[Prompt], target: ChatModel, params: GenerationParams, out: Path, batch_size: int,
+            desc: str = "red team") -> list[Answer]:
+    """Answer ``prompts`` with ``target``; append the answers to ``out``."""
+    return process(prompts, out, lambda batch: answer(target, batch, params), batch_size, desc, Answer)

@@ -7,28 +7,47 @@ Two modes:
 - ``splice`` (the paper): the prompt is regenerated with the principles placed right after the request, just
   before the answer cue; no critique turn.
 
-Each record: ``{id, prompt, original, principle_ids, revision, label, judges, kept}``.
+Each record is a ``Revision``: the judged failure, the principles used, the revised text, its verdict, kept or not.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Literal
 
-from iteralign.config import ReflectConfig
+from pydantic import Field
+
 from iteralign.constitution import Principle, render
 from iteralign.judges import JudgeItem, JudgePanel
 from iteralign.models.base import ChatModel
+from iteralign.records import Answer, Revision
 from iteralign.stages.batching import process
 from iteralign.templates import load_prompt
+from iteralign.types import GenerationParams, Strict
 
 
-def revision_conversation(failure: dict, principles: list[Principle], mode: str) -> list[dict]:
+class ReflectConfig(Strict):
+    mode: Literal["critique_revise", "splice"] = Field(
+        "critique_revise", description="critique_revise: a chat turn asks the reviser to rewrite its answer to follow "
+        "the principles; splice (paper): the prompt is regenerated with the principles just before the answer cue."
+    )
+    principles_k: int = Field(5, ge=1, description="Most relevant principles shown per failure.")
+    filter_with_judge: bool = Field(True, description="Keep only revisions the judge finds aligned (paper: no).")
+    use_constitution: bool = Field(
+        True, description="Show the chosen principles in the revision prompt. False is the ablation without a "
+        "constitution: the reviser gets the same request to revise, with no principles."
+    )
+    generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=160))
+
+
+def revision_conversation(failure: Answer, principles: list[Principle], mode: str) -> list[dict]:
     """The reviser's conversation; with no principles (the ablation without a constitution) the same request to
     revise, minus the principle block."""
     tpl = load_prompt("reflect")
     block = render(principles)
+    prompt = failure.prompt.text
     if mode == "splice":
-        text = tpl["splice"].format(prompt=failure["prompt"], principles=block) if principles else failure["prompt"]
+        text = tpl["splice"].format(prompt=prompt, principles=block) if principles else prompt
         return [{"role": "user", "content": text}]
     if principles:
         system, revise = tpl["system"].format(principles=block), tpl["revise"]
@@ -36,26 +55,23 @@ def revision_conversation(failure: dict, principles: list[Principle], mode: str)
         system, revise = tpl["system_plain"], tpl["revise_plain"]
     return [
         {"role": "system", "content": system},
-        {"role": "user", "content": failure["prompt"]},
-        {"role": "assistant", "content": failure["response"]},
+        {"role": "user", "content": prompt},
+        {"role": "assistant", "content": failure.response},
         {"role": "user", "content": revise},
     ]
 
 
-def reflect(failures: list[dict], choose: "callable", reviser: ChatModel, panel: JudgePanel, cfg: ReflectConfig,
-            out: Path, batch_size: int) -> list[dict]:
+def reflect(failures: list[Answer], choose: Callable[[Answer], list[Principle]], reviser: ChatModel,
+            panel: JudgePanel, cfg: ReflectConfig, out: Path, batch_size: int) -> list[Revision]:
     """Revise each failure with ``choose(failure) -> principles``; judge; keep improved revisions."""
 
-    def run(batch: list[dict]) -> list[dict]:
+    def run(batch: list[Answer]) -> list[Revision]:
         chosen = [choose(f) for f in batch]
         convs = [revision_conversation(f, ps, cfg.mode) for f, ps in zip(batch, chosen)]
-        revisions = [c.text.strip() for c in reviser.generate(convs, cfg.generation)]
-        verdicts = panel.judge([JudgeItem(f["prompt"], r) for f, r in zip(batch, revisions)])
-        return [
-            {"id": f["id"], "prompt": f["prompt"], "original": f["response"], "principle_ids": [p.id for p in ps],
-             "revision": r, "label": v["label"], "judges": v["judges"],
-             "kept": bool(r) and (v["label"] == "aligned" or not cfg.filter_with_judge)}
-            for f, ps, r, v in zip(batch, chosen, revisions, verdicts)
-        ]
+        texts = [c.text.strip() for c in reviser.generate(convs, cfg.generation)]
+        verdicts = panel.judge([JudgeItem.of(f, t) for f, t in zip(batch, texts)])
+        return [Revision(id=f.id, answer=f, principle_ids=[p.id for p in ps], text=t, verdict=v,
+                         kept=bool(t) and (v.label == "aligned" or not cfg.filter_with_judge))
+                for f, ps, t, v in zip(batch, chosen, texts, verdicts)]
 
-    return process(failures, out, run, batch_size, desc="reflect")
+    return process(failures, out, run, batch_size, "reflect", Revision)

@@ -11,43 +11,28 @@ Also runnable as ``python -m iteralign.stages.sft JOB.json`` (what ``accelerate 
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from iteralign.config import SFTConfig
-
-
-class SFTJob(BaseModel):
-    """Everything one training run needs, serialisable so a launcher can hand it to worker processes."""
-
-    model_config = ConfigDict(extra="forbid")
-    base: str  # local directory or hub id of the base weights
-    init_adapter: str | None = None  # previous iteration's adapter (LoRA warm start)
-    examples: list[dict]  # {"prompt": str, "completion": str}
-    out_dir: str
-    cfg: SFTConfig
-    seed: int = 0
-    trust_remote_code: bool = False
+from iteralign.records import Example
+from iteralign.stages.sft_job import SFTJob
 
 
-def to_dataset(examples: list[dict]):
+def to_dataset(examples: list[Example]):
     """Conversational prompt-completion rows: TRL applies the chat template and masks the prompt."""
     from datasets import Dataset
 
     return Dataset.from_list([
-        {"prompt": [{"role": "user", "content": e["prompt"]}],
-         "completion": [{"role": "assistant", "content": e["completion"]}]}
+        {"prompt": [{"role": "user", "content": e.prompt.text}],
+         "completion": [{"role": "assistant", "content": e.completion}]}
         for e in examples
     ])
 
 
 def train(job: SFTJob) -> dict:
-    """Fine-tune and save; returns training statistics. Idempotent: a finished output is not retrained.
+    """Fine-tune and save; returns training statistics (resuming from the newest complete checkpoint).
 
     Runs the same in one process and in each of ``accelerate launch``'s processes (DDP, DeepSpeed ZeRO-3, FSDP):
     the training arguments are built first so that ZeRO-3 can shard the weights while they load, and the adapter is
@@ -55,8 +40,6 @@ def train(job: SFTJob) -> dict:
     """
     out = Path(job.out_dir)
     final = out / ("adapter" if job.cfg.method == "lora" else "model")
-    if final.exists():  # checked before importing torch/trl: a resumed run skips this stage in milliseconds
-        return json.loads((out / "train_stats.json").read_text())
     import torch
     from transformers import AutoTokenizer
     from trl import SFTConfig as TRLConfig
@@ -113,24 +96,6 @@ def _tokens_per_second(trainer, seconds: float) -> float | None:
     """Training throughput over all processes (input tokens seen / wall time), when the trainer counted them."""
     tokens = getattr(trainer.state, "num_input_tokens_seen", 0) or 0
     return round(tokens / seconds, 1) if tokens and seconds > 0 else None
-
-
-def base_weights(spec: str) -> str:
-    """The directory (or hub id) of a model spec's weights, as transformers loads them for training."""
-    from iteralign.models.base import parse_spec
-
-    parsed = parse_spec(spec)
-    if parsed.backend == "offline":
-        from iteralign.models.offline import ensure_converted
-
-        return str(ensure_converted(parsed.name))
-    if parsed.backend == "gguf":
-        from iteralign.models.offline import convert_gguf
-
-        return str(convert_gguf(parsed.name))
-    if parsed.backend in ("hf", "vllm"):
-        return parsed.name
-    raise ValueError(f"cannot fine-tune {spec!r}: the target must be a local model (hf:, gguf:, offline:, vllm:)")
 
 
 def run_sft(job: SFTJob) -> dict:

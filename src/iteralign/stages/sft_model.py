@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from iteralign.stages.sft import SFTJob
+    from iteralign.stages.sft_job import SFTJob
 
 NO_GPU_FOR_QLORA = (
     "sft.quantization: 4bit (QLoRA) needs an NVIDIA GPU: bitsandbytes' 4-bit kernels do not run on CPU. "
