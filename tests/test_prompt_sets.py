@@ -111,6 +111,10 @@ def test_intent_set_schema_balance_and_coverage(relative, prefix, total, per_are
         assert allowed is not None, f"{where}: intent {row['intent']!r}"
         assert row["type"] in allowed, f"{where}: type {row['type']!r} not allowed for a {row['intent']} prompt"
     assert len(rows) >= total and len({r["id"] for r in rows}) == len(rows)
+    for benign, harmful in zip(rows[::2], rows[1::2]):  # the README's pairing: benign line, then its harmful twin
+        where = f"{relative}:{benign['_line']}-{harmful['_line']}"
+        assert (benign["intent"], harmful["intent"]) == ("benign", "harmful"), f"{where}: not a benign/harmful pair"
+        assert benign["category"] == harmful["category"], f"{where}: a pair across two harm areas"
     for intent, type_values in (("harmful", ATTACK_STYLES), ("benign", BENIGN_TYPES)):
         subset = [r for r in rows if r["intent"] == intent]
         assert len(subset) * 2 == len(rows), f"{relative}: {len(subset)} {intent} of {len(rows)}"
