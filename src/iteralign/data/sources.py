@@ -49,8 +49,9 @@ class PromptSourceConfig(BaseModel):
     hub_config: str | None = Field(None, description="Dataset configuration name passed to load_dataset.")
     hub_data_dir: str | None = Field(None, description="Data directory inside the dataset, e.g. 'red-team-attempts'.")
     split: str = Field("train", description="Dataset split to read from the hub.")
-    builtin: Literal["seeds", "benign"] | None = Field(
-        None, description="Built-in set: 'seeds' (red-team prompts) or 'benign' (helpfulness replay prompts)."
+    builtin: Literal["seeds", "benign", "contrast"] | None = Field(
+        None, description="Built-in set: 'seeds' (red-team prompts), 'benign' (helpfulness replay prompts) or "
+        "'contrast' (benign prompts that sound risky, the look-alikes of two-sided alignment)."
     )
     benchmark: Literal[tuple(PROMPT_SETS)] | None = Field(  # type: ignore[valid-type]
         None, description=f"A public red-team set shipped with the package: {', '.join(PROMPT_SETS)} (SOURCES.md)."
