@@ -21,7 +21,8 @@ from iteralign.types import GenerationParams
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    #: hide_input_in_errors: a ValidationError's text must not repeat a secret pasted into a model's api_key_env.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class RunSettings(Strict):
