@@ -14,6 +14,7 @@ from pathlib import Path
 
 from iteralign.config import RunConfig, dump_config
 from iteralign.constitution import Constitution, dumps, load, save
+from iteralign.data.records import DataError
 from iteralign.data.sources import load_prompts, load_sources
 from iteralign.data.split import PromptSplit, SplitRecord, split_prompts
 from iteralign.ledger import Ledger
@@ -150,6 +151,9 @@ def prepare_split(cfg: RunConfig, run: RunDir) -> PromptSplit:
         return PromptSplit.from_record(prompts, SplitRecord.model_validate_json(path.read_text()))
     split_cfg = cfg.redteam.split.model_copy(update={"seed": cfg.run.seed})
     split = split_prompts(prompts, split_cfg)
+    if not split.held_out and cfg.asr_on_held_out():  # the config allows it only with fewer than two prompts
+        raise DataError(f"{len(split.train)} distinct red-team prompt(s) in redteam.sources: too few to hold one out "
+                        "for redteam_asr in eval.benchmarks; add prompts, or give eval.redteam its own sources")
     write_json(path, split.record.model_dump())
     run.manifest.mark("prompts", status="done", sources=[r.to_dict() for r in reports],
                       train=len(split.train), held_out=len(split.held_out))
