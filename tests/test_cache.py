@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
+from iteralign.models.base import ChatModel
 from iteralign.models.cache import CachedChatModel, CallCache, call_key
 from iteralign.models.scripted import Rules, ScriptedModel
-from iteralign.types import GenerationParams, user
+from iteralign.types import Completion, GenerationParams, user
 
 
 def _model(reply: str = "Sure.") -> ScriptedModel:
@@ -74,3 +75,24 @@ def test_concurrent_processes_share_one_database(tmp_path):
         p.join(60)
     assert all(p.exitcode == 0 for p in procs)
     assert len(CallCache(path)) == 80  # overlapping ranges 0-39, 20-59, 40-79
+
+
+class BatchSensitive(ChatModel):
+    """Answers that depend on the rest of the batch, as bf16 greedy answers can (BENCHMARKS.md, "Batch make-up")."""
+
+    name = "batch-sensitive"
+
+    def generate(self, conversations, params):
+        return [Completion(text=f"{c[-1]['content']} in a batch of {len(conversations)}") for c in conversations]
+
+
+def test_a_cached_answer_is_the_one_given_in_the_batch_first_asked(tmp_path):
+    """The cache's contract (README, "the call cache"): the key is model identity + conversation + decoding
+    parameters, not the batch. A conversation first answered among others is later served that answer, even alone;
+    without the cache the model answers it alone. Resume depends on this: a resumed stage sends only what is left."""
+    params = GenerationParams()
+    cached = CachedChatModel(BatchSensitive(), CallCache(tmp_path / "c.sqlite"))
+    assert [c.text for c in cached.generate([user("a"), user("b"), user("c")], params)][1] == "b in a batch of 3"
+    again = cached.generate([user("b")], params)[0]
+    assert again.text == "b in a batch of 3" and again.cached
+    assert CachedChatModel(BatchSensitive(), None).generate([user("b")], params)[0].text == "b in a batch of 1"
