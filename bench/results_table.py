@@ -136,8 +136,8 @@ def targets(run: RunData) -> str:
     rows = []
     for ev in (e for e in run.evaluations if e.label != "baseline"):
         asr, safe = value(ev.benchmarks, "redteam_asr"), value(ev.benchmarks, "xstest_safe_refusal")
-        checks = [_at_most(asr, asr_max), _at_most(safe, safe_max),
-                  _near(value(ev.benchmarks, "hhh_helpful"), helpful), _near(value(ev.benchmarks, "hhh_honest"), honest)]
+        checks = [_at_most(asr, asr_max), _at_most(safe, safe_max), _near(value(ev.benchmarks, "hhh_helpful"), helpful),
+                  _near(value(ev.benchmarks, "hhh_honest"), honest)]
         rows.append([f"iteration {int(ev.label[5:]) + 1}"] + [c for c, _ in checks]
                     + ["yes" if all(ok for _, ok in checks) else "no"])
     return markdown(header, rows)

