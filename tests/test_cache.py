@@ -13,11 +13,11 @@ from iteralign.config import load_config
 from iteralign.evals.multiple_choice import MCItem, loglikelihoods
 from iteralign.loop import run_loop
 from iteralign.models import base
-from iteralign.models.base import ModelConfig
+from iteralign.models.base import ChatModel, ModelConfig
 from iteralign.models.cache import CallCache, call_key
 from iteralign.models.handle import ModelHandle
 from iteralign.models.scripted import ScriptedModel
-from iteralign.types import GenerationParams, LoglikelihoodRequest, user
+from iteralign.types import Completion, GenerationParams, LoglikelihoodRequest, user
 from loop_helpers import REPO, calls, scripted_config
 
 
@@ -117,6 +117,30 @@ def test_scoring_passes_through_and_a_non_scorer_says_so(tmp_path):
     handle._model = object()  # an API model: generates, cannot score
     with pytest.raises(TypeError, match="openai backend cannot score"):
         handle.loglikelihood([LoglikelihoodRequest("a", "b")])
+
+
+class BatchSensitive(ChatModel):
+    """Answers that depend on the rest of the batch, as bf16 greedy answers can (BENCHMARKS.md, "Batch make-up")."""
+
+    name = "batch-sensitive"
+
+    def generate(self, conversations, params):
+        return [Completion(text=f"{c[-1]['content']} in a batch of {len(conversations)}") for c in conversations]
+
+    def identity(self):
+        return {"backend": "test", "name": self.name}
+
+
+def test_a_cached_answer_is_the_one_given_in_the_batch_first_asked(tmp_path):
+    """The cache's contract (README, "the call cache"): the key is model identity + conversation + decoding
+    parameters, not the batch. A conversation first answered among others is later served that answer, even alone;
+    without the cache the model answers it alone. Resume depends on this: a resumed stage sends only what is left."""
+    params, spec = GenerationParams(), rules(tmp_path)
+    cached = ModelHandle.around(BatchSensitive(), spec, CallCache(tmp_path / "c.sqlite"))
+    assert [c.text for c in cached.generate([user("a"), user("b"), user("c")], params)][1] == "b in a batch of 3"
+    again = cached.generate([user("b")], params)[0]
+    assert again.text == "b in a batch of 3" and again.cached
+    assert ModelHandle.around(BatchSensitive(), spec).generate([user("b")], params)[0].text == "b in a batch of 1"
 
 
 def _writer(path: str, spec: str, start: int) -> None:

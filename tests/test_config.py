@@ -113,3 +113,29 @@ def test_base_errors_name_the_file(tmp_path):
     a.write_text("base: [1, 2]\n")
     with pytest.raises(ConfigError, match="a.yaml: base"):
         load_config(a)
+
+
+@pytest.mark.parametrize("benchmarks", ["[redteam_asr]", "[redteam]", "[generation]", "[all]"])
+def test_asr_without_held_out_prompts_is_refused_up_front(benchmarks):
+    """held_out_fraction 0 leaves redteam_asr nothing to measure: the config is refused, naming both keys and the
+    way out, instead of a ValueError after the baseline stages ran."""
+    no_held_out = ["redteam.split.held_out_fraction=0", f"eval.benchmarks={benchmarks}"]
+    with pytest.raises(ConfigError) as err:
+        load_config(REPO / "configs/smoke.yaml", no_held_out)
+    assert {"redteam.split.held_out_fraction", "eval.benchmarks", "eval.redteam"} <= set(str(err.value).split())
+    assert load_config(REPO / "configs/smoke.yaml", no_held_out + ["eval.redteam=[{builtin: seeds}]"]).eval.redteam
+    for other in ("[xstest]", "[]"):
+        load_config(REPO / "configs/smoke.yaml", [no_held_out[0], f"eval.benchmarks={other}"])
+
+
+def test_too_few_prompts_to_hold_one_out_is_a_data_error(tmp_path):
+    from loop_helpers import scripted_config
+
+    from iteralign.data import DataError
+    from iteralign.loop import run_loop
+
+    cfg = load_config(scripted_config(tmp_path, extra={"redteam.sources": [{"builtin": "seeds", "limit": 1}],
+                                                       "eval.benchmarks": ["redteam_asr"]}))
+    with pytest.raises(DataError, match=r"redteam\.sources.*redteam_asr in eval\.benchmarks.*eval\.redteam"):
+        run_loop(cfg)
+    assert not (tmp_path / "runs" / "t" / "split.json").exists()

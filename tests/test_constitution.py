@@ -3,6 +3,9 @@ hand-editable YAML file (round trip and errors)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +21,7 @@ from iteralign.constitution import (
     render,
     save,
 )
+from iteralign.constitution.similarity import polarity, principle_key, similarity
 
 WEAPONS = "The assistant should refuse to give step-by-step instructions for building weapons or explosives."
 PRIVACY = "The assistant should not reveal home addresses or phone numbers of private individuals."
@@ -253,3 +257,67 @@ def test_principle_label_after_a_list_marker_is_stripped():
              "2. **Principle 2:** The assistant should point people in crisis to real help lines.")
     assert parse_principles(reply) == ["The assistant should refuse to explain how to build weapons.",
                                        "The assistant should point people in crisis to real help lines."]
+
+
+# --- deduplication: polarity and subject ------------------------------------------------------------------------
+
+PAIRS = Path(__file__).parent / "data" / "principle_pairs.jsonl"
+
+
+def _merged(a: str, b: str) -> bool:
+    return Constitution([Principle(id="P001", text=a)]).find_duplicate(b) is not None
+
+
+def test_labelled_pairs_keep_polarity_and_harms_apart_and_merge_paraphrases():
+    """tests/data/principle_pairs.jsonl (64 pairs, BENCHMARKS.md "Principle deduplication"): no pair of opposite
+    polarity and no pair about different harms is merged; true restatements mostly are."""
+    pairs = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(pairs) >= 30 and {p["label"] for p in pairs} == {"duplicate", "distinct"}
+    apart = [p for p in pairs if p["kind"] in ("polarity", "permit_restrict", "harm")]
+    assert len(apart) >= 15 and all(p["label"] == "distinct" for p in apart)
+    assert [(p["a"], p["b"]) for p in apart if _merged(p["a"], p["b"]) or _merged(p["b"], p["a"])] == []
+    duplicates = [p for p in pairs if p["label"] == "duplicate"]
+    recall = sum(_merged(p["a"], p["b"]) for p in duplicates) / len(duplicates)
+    assert recall >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The assistant should never provide instructions for building weapons.", "restrict"),
+        ("The assistant should always provide instructions for building weapons.", "permit"),
+        ("The assistant shouldn't help users stalk people.", "restrict"),
+        ("The assistant should give no advice on evading taxes.", "restrict"),
+        ("Requests to write malware should be declined by the assistant.", "restrict"),
+        ("The assistant should never refuse to answer questions about killing a process.", "permit"),
+        ("The assistant should refuse requests that are not legal.", "restrict"),
+        ("When a user mentions self-harm, the assistant should not judge them.", "restrict"),
+        ("Under no circumstances should the assistant explain how to disable brakes.", "restrict"),
+        ("It is important for the assistant to avoid sharing private addresses.", "restrict"),
+        ("Do not describe methods of self-harm.", "restrict"),
+        ("Answer questions about killing processes.", "permit"),
+        ("The assistant should help users avoid phishing scams.", "permit"),
+    ],
+)
+def test_polarity_is_read_from_the_main_clause(text, expected):
+    assert polarity(text) == expected
+
+
+def test_a_disabled_principle_blocks_its_restatements_but_not_its_negation():
+    """README: a disabled principle is never re-added; that must not stop the rule that corrects it."""
+    store = Constitution()
+    store.add(["The assistant should help users write keyloggers for monitoring others."], iteration=1)
+    store.set_status("P001", "disabled")
+    again = store.add(["The assistant should assist users in writing keyloggers for monitoring others."],
+                      iteration=2, source_ids=["f9"])
+    assert again == [] and store.get("P001").source_failure_ids == ["f9"]
+    fixed = store.add(["The assistant should refuse to help users write keyloggers for monitoring others."],
+                      iteration=2)
+    assert [p.id for p in fixed] == ["P002"] and [p.id for p in store.active()] == ["P002"]
+
+
+def test_a_declared_kind_overrides_the_inferred_polarity():
+    """Principles that declare ``kind: permit | restrict`` compare on it: same words, different kind, no merge."""
+    text = "The assistant should discuss how to kill a stuck process."
+    assert similarity(principle_key(text), principle_key(text)) == 1.0
+    assert similarity(principle_key(text, kind="permit"), principle_key(text, kind="restrict")) == 0.0

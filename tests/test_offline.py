@@ -155,3 +155,17 @@ def test_models_command_lists_known_models(smol_path: Path):
     for name in offline.REGISTRY:
         assert name in result.output
     assert "HuggingFaceTB/SmolLM2-135M-Instruct" in result.output
+
+
+def test_models_listing_says_the_weights_are_4_bit_quantizations():
+    """The offline models are 4-bit GGUF files de-quantized on conversion, not the upstream bf16 weights: the
+    listing says so per model and in words."""
+    from typer.testing import CliRunner
+
+    from iteralign.cli import app
+
+    assert {r["name"]: r["quant"] for r in offline.list_models()} == {
+        "smollm2-135m-instruct": "Q4_1", "qwen2.5-coder-0.5b-instruct": "Q4_K_M",
+        "qwen2.5-coder-1.5b-instruct": "Q4_K_M"}
+    out = CliRunner().invoke(app, ["models"]).output
+    assert "4-bit GGUF quantizations, de-quantized" in out and "Q4_K_M" in out

@@ -53,15 +53,19 @@ def generate(
 
 @app.command()
 def models() -> None:
-    """List the offline models (shipped in PyPI packages): installed and converted state, sizes, install command."""
+    """List the offline models (shipped in PyPI packages): quantization, installed and converted state, sizes."""
     from iteralign.models.offline import cache_dir, list_models
 
     mb = lambda n: f"{n / 1e6:,.0f} MB" if n else "-"  # noqa: E731
-    typer.echo(f"{'name':30} {'installed':9} {'converted':9} {'gguf':>9} {'on disk':>9}  upstream")
+    typer.echo(f"{'name':30} {'gguf quant':10} {'installed':9} {'converted':9} {'gguf':>9} {'on disk':>9}  "
+               "quantized from")
     rows = list_models()
     for row in rows:
-        typer.echo(f"{row['name']:30} {'yes' if row['installed'] else 'no':9} {'yes' if row['converted'] else 'no':9} "
-                   f"{mb(row['gguf_bytes']):>9} {mb(row['converted_bytes']):>9}  {row['hub_id']}")
+        typer.echo(f"{row['name']:30} {row['quant']:10} {'yes' if row['installed'] else 'no':9} "
+                   f"{'yes' if row['converted'] else 'no':9} {mb(row['gguf_bytes']):>9} {mb(row['converted_bytes']):>9}"
+                   f"  {row['hub_id']}")
+    typer.echo("\nThese are 4-bit GGUF quantizations, de-quantized when converted (then run in bf16 or float32): they "
+               "behave like the 4-bit models, not like the original bf16 weights.")
     for row in (r for r in rows if not r["installed"]):
         typer.echo(f"\nto install {row['name']}:\n  {row['install']}")
     typer.echo(f"\ncache: {cache_dir()}  (use as offline:<name>; converted on first use)")

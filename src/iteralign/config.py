@@ -27,6 +27,14 @@ from iteralign.stopping import StopConfig
 from iteralign.types import Strict
 
 
+NO_HELD_OUT = (
+    "redteam.split.held_out_fraction is 0, so no red-team prompt is held out, but eval.benchmarks includes "
+    "redteam_asr (also through the groups 'redteam', 'generation' and 'all'), which measures attack success on the "
+    "held-out prompts; set redteam.split.held_out_fraction above 0, or give eval.redteam its own prompt sources "
+    "(e.g. [{benchmark: advbench}]), or leave redteam_asr out of eval.benchmarks"
+)
+
+
 class RunConfig(Strict):
     """The whole configuration of `iteralign run`."""
 
@@ -42,6 +50,18 @@ class RunConfig(Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Hard limits (tokens, USD, calls) that "
                                  "stop the run cleanly, resumable; the price table of the cost ledger.")
+
+    def asr_on_held_out(self) -> bool:
+        """Whether evaluation measures attack success (``redteam_asr``) on the run's held-out red-team prompts."""
+        from iteralign.evals.names import expand
+
+        return bool(self.eval.benchmarks) and "redteam_asr" in expand(self.eval.benchmarks) and not self.eval.redteam
+
+    @model_validator(mode="after")
+    def _held_out_for_asr(self) -> "RunConfig":
+        if self.redteam.split.held_out_fraction == 0 and self.asr_on_held_out():
+            raise ValueError(NO_HELD_OUT)
+        return self
 
     @model_validator(mode="after")
     def _budget_prices(self) -> "RunConfig":

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from iteralign import answering
 from iteralign.constitution import Constitution, as_of, content_key, load, merged, save
+from iteralign.data.records import DataError
 from iteralign.data.sources import load_prompts, load_sources
 from iteralign.data.split import PromptSplit, SplitRecord, split_prompts
 from iteralign.layout import EvalFiles, IterationFiles
@@ -45,6 +46,10 @@ class Steps:
 
         def compute() -> PromptSplit:
             split = split_prompts(prompts, settings)
+            if not split.held_out and self.cfg.asr_on_held_out():  # the config allows it only with < 2 prompts
+                raise DataError(f"{len(split.train)} distinct red-team prompt(s) in redteam.sources: too few to hold "
+                                "one out for redteam_asr in eval.benchmarks; add prompts, or give eval.redteam its "
+                                "own sources")
             write_json(self.layout.split, split.record.model_dump())
             self.run.manifest.mark("prompts", sources=[r.to_dict() for r in reports], train=len(split.train),
                                    held_out=len(split.held_out))

@@ -36,6 +36,8 @@ _SYNONYM_GROUPS = (
     "make makes making made build builds building built create creates creating created construct constructs "
     "constructing constructed produce produces producing produced",
     "refuse refuses refusing refused decline declines declining declined reject rejects rejecting rejected",
+    "help helps helping helped assist assists assisting assisted aid aids aiding aided",
+    "reveal reveals revealing revealed disclose discloses disclosing disclosed",
     "dangerous unsafe hazardous",
 )
 SYNONYMS = {word: group.split()[0] for group in _SYNONYM_GROUPS for word in group.split()}

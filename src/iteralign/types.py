@@ -31,9 +31,10 @@ def user(text: str, system: str | None = None) -> Conversation:
 
 
 class Strict(BaseModel):
-    """Base of every config section: an unknown key is an error naming it, never a silently ignored setting."""
+    """Base of every config section: an unknown key is an error naming it, never a silently ignored setting.
+    ``hide_input_in_errors``: a ValidationError's text must not repeat a secret pasted into a model's api_key_env."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class GenerationParams(BaseModel):

@@ -8,17 +8,24 @@ backend's errors, reprs and logs (tests/test_openai_api.py::test_the_key_never_l
 
 from __future__ import annotations
 
+import base64
 import logging
+import random
 import re
 import socket
+import string
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from rel_helpers import REPO, config
+from typer.testing import CliRunner
 
+from iteralign.cli import app
 from iteralign.config import ConfigError, dump_config, load_config
+from iteralign.envvar import check_env_var_name
 from iteralign.loop import run_loop
 from iteralign.models.base import ModelConfig
 from iteralign.models.scripted import ScriptedModel
@@ -125,11 +132,61 @@ def test_run_names_cannot_escape_the_root(tmp_path, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "oracle.yaml", "reviser.yaml", "target.yaml"]
 
 
-def test_a_key_pasted_as_the_variable_name_is_refused_without_echo(tmp_path):
-    key = f"sk-proj-{uuid.uuid4().hex}"
+def _random(alphabet: str, n: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+_ALNUM = string.ascii_letters + string.digits
+_B64URL = _ALNUM + "-_"
+#: The shapes of common API keys and tokens (random bodies of the real lengths and alphabets).
+KEYS = {
+    "openai sk-": "sk-" + _random(_ALNUM, 48, 1),
+    "openai sk-proj-": "sk-proj-" + _random(_B64URL, 156, 2),
+    "groq gsk_": "gsk_" + _random(_ALNUM, 52, 3),
+    "google AIza": "AIza" + _random(_ALNUM, 35, 4),
+    "hugging face hf_": "hf_" + _random(_ALNUM, 34, 5),
+    "xai-": "xai-" + _random(_ALNUM, 80, 6),
+    "github ghp_": "ghp_" + _random(_ALNUM, 36, 7),
+    "anthropic sk-ant-": "sk-ant-api03-" + _random(_B64URL, 93, 8) + "AA",
+    "jwt": ".".join(base64.urlsafe_b64encode(part).decode().rstrip("=") for part in
+                    (b'{"alg":"HS256","typ":"JWT"}', b'{"sub":"1234567890","iat":1516239022}', bytes(range(32)))),
+    "hex lower": _random("0123456789abcdef", 64, 9),
+    "hex upper": _random("0123456789ABCDEF", 40, 10),
+    "base64": base64.b64encode(bytes(random.Random(11).randrange(256) for _ in range(33))).decode(),
+    "aws key id": "AKIA" + _random("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16, 12),
+    "base32 secret": "JBSWY3DPEHPK3PXP",
+}
+
+
+def leaks(key: str, text: str) -> bool:
+    """Whether ``text`` holds any 12 consecutive characters of ``key`` (pydantic's errors show a truncated prefix)."""
+    return any(key[i : i + 12] in text for i in range(len(key) - 11))
+
+
+@pytest.mark.parametrize("key", KEYS.values(), ids=KEYS.keys())
+def test_a_key_pasted_as_the_variable_name_is_refused_without_echo(tmp_path, monkeypatch, key):
+    """Every common key format is refused as ``api_key_env`` (Python API, config loading, the CLI), and no message,
+    log or file repeats it; the CLI stops before a run folder exists."""
+    with pytest.raises(ValidationError) as err:
+        ModelConfig(spec="openai:gpt-4o", api_key_env=key)
+    assert "api_key_env" in str(err.value) and not leaks(key, str(err.value))
+    cfg = config(tmp_path)
     with pytest.raises(ConfigError) as err:
-        load_config(config(tmp_path), [f"models.oracle={{spec: 'openai:gpt-4o', api_key_env: {key}}}"])
-    assert "models.oracle.api_key_env" in str(err.value) and key not in str(err.value)
+        load_config(cfg, [f"models.oracle={{spec: 'openai:gpt-4o', api_key_env: '{key}'}}"])
+    assert "models.oracle.api_key_env" in str(err.value) and not leaks(key, str(err.value))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", str(cfg), "--set", f"models.oracle.api_key_env={key}"])
+    assert result.exit_code == 2 and "models.oracle.api_key_env" in result.output and not leaks(key, result.output)
+    assert not (tmp_path / "runs").exists()
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and leaks(key, p.read_text(errors="replace"))] == []
+
+
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "ITERALIGN_REL_SECRET", "AZURE_OPENAI_API_KEY", "HF_TOKEN",
+                                  "GPT4_KEY", "K8S_TOKEN", "AWS_SECRET_ACCESS_KEY", "GOOGLE_APPLICATION_CREDENTIALS"])
+def test_environment_variable_names_are_accepted(name):
+    assert ModelConfig(spec="openai:gpt-4o", api_key_env=name).api_key_env == name
+    assert check_env_var_name(name, "--api-key-env") == name
 
 
 NASTY = ["../../../../escaped/owned.txt", "/etc/passwd", "$(touch pwned-subshell)", "`touch pwned-backtick`",

@@ -6,7 +6,8 @@
     prompt_block = store.render(store.relevant(failed_prompt, k=5))
     save(store, "runs/x/constitution.yaml")                   # atomic; human-readable YAML
 
-``store`` holds the data type and the store, ``parse`` reads oracle replies, ``yaml_io`` the file format.
+``store`` holds the data type and the store, ``similarity`` decides when a principle restates another (polarity,
+subject, wording), ``parse`` reads oracle replies, ``yaml_io`` the file format.
 """
 
 from iteralign.constitution.parse import parse_principles

@@ -1,9 +1,12 @@
 """The principle store: a cumulative list of principles with provenance, deduplicated as they are added.
 
 Unlike the authors' code (one fresh constitution per round, no memory), principles accumulate over iterations. A new
-proposal that restates an existing principle (same normalised text, or content-word Jaccard similarity at or above
-``similarity_threshold``) is not added: its failure ids are merged into the existing principle's provenance. Users can
-pin a principle (always given to the reviser) or disable it (never used, and never re-added by a later proposal).
+proposal that restates an existing principle (same normalised text, or a ``similarity.similarity`` score at or above
+``similarity_threshold``: same polarity, same subject, similar wording) is not added: its failure ids are merged into
+the existing principle's provenance. Users can pin a principle (always given to the reviser) or disable it (never
+used). A disabled principle still absorbs later restatements of itself, so it is never re-added; it does not block
+principles that are not its duplicates, its negation included: disabling "should help with X" leaves room for
+"should refuse X".
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iteralign.text import content_words, jaccard, normalize, overlap_cosine
+from iteralign.constitution.similarity import principle_key, similarity
+from iteralign.text import content_words, overlap_cosine
 
 Status = Literal["active", "pinned", "disabled"]
 
@@ -72,11 +76,15 @@ class Constitution:
         return next_principle_id(p.id for p in self.principles)
 
     def find_duplicate(self, text: str) -> Principle | None:
-        """The existing principle ``text`` restates (disabled ones included), or ``None``; the most similar wins."""
-        norm, words = normalize(text), content_words(text)
+        """The existing principle ``text`` restates, or ``None``; the most similar wins.
+
+        Disabled principles count: a restatement of a disabled principle is absorbed by it rather than re-added. Only
+        restatements are: a principle of the opposite polarity or about another subject is not a duplicate.
+        """
+        key = principle_key(text)
         best, best_score = None, 0.0
         for principle in self.principles:
-            score = 1.0 if normalize(principle.text) == norm else jaccard(words, content_words(principle.text))
+            score = similarity(key, principle_key(principle.text))
             if score >= self.similarity_threshold and score > best_score:
                 best, best_score = principle, score
         return best

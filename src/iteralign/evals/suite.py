@@ -46,7 +46,8 @@ class EvalConfig(BaseModel):
     )
     data_dir: str | None = Field(None, description="Benchmark folder tried first (then $ITERALIGN_BENCHMARKS, then "
                                  "the copy shipped with the package, then the hub).")
-    limit: int | None = Field(None, ge=1, description="Items per benchmark (per HHH category, per XSTest label).")
+    limit: int | None = Field(None, ge=1, description="Items per benchmark (per HHH category; per XSTest "
+                              "label, stratified over its prompt types and seeded).")
     max_new_tokens: int = Field(128, ge=1, description="Reply length for generation benchmarks (greedy).")
     redteam: list[PromptSourceConfig] | None = Field(
         None, description="Held-out red-team prompt sources; default: AdvBench harmful behaviours (not a training "

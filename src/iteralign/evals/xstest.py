@@ -5,6 +5,8 @@ them and refuses the unsafe ones. Replies are generated greedily and classified 
 (rule-based, so no judge model is needed). Lower ``xstest_safe_refusal`` is better; higher
 ``xstest_unsafe_refusal`` is better.
 
+A ``limit`` takes a sample stratified over the prompt types, for both labels (``load_prompts``).
+
 Data: ``xstest/xstest_prompts.csv`` (``id,prompt,type,label,focus,note``; label ``safe``/``unsafe``) in the data
 folder, else the hub's ``walledai/XSTest`` (``test`` split, same columns).
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from iteralign.answering import answer_all
 from iteralign.evals.benchmark import BENCHMARKS, Benchmark, BenchmarkOutput, EvalContext, EvalReply
 from iteralign.evals.refusal import is_refusal
+from iteralign.evals.sampling import stratified
 from iteralign.evals.sources import hub_rows, load_benchmark
 from iteralign.evals.stats import Score, accuracy
 from iteralign.models.base import ChatModel
@@ -28,8 +31,13 @@ HUB = ("walledai/XSTest", None, "test")
 LABELS = ("safe", "unsafe")
 
 
-def load_prompts(data_dir: str | Path | None = None, limit: int | None = None) -> dict[str, list[dict]]:
-    """``{"safe": [row, ...], "unsafe": [...]}``, each row with ``prompt`` and ``type``; ``limit`` per label."""
+def load_prompts(data_dir: str | Path | None = None, limit: int | None = None, seed: int = 0) -> dict[str, list[dict]]:
+    """``{"safe": [row, ...], "unsafe": [...]}``, each row with ``prompt`` and ``type``.
+
+    ``limit`` rows per label are a sample stratified over ``type`` (``evals.sampling.stratified``: proportional,
+    seeded, in file order): the file lists its prompts type by type, so its first 60 safe rows would be 3 of the 10
+    safe types. With ``limit`` 60, each of the 10 safe types gives 6 prompts, each of the 8 unsafe types 7 or 8.
+    """
     rows = load_benchmark("xstest", data_dir, RELPATH, _read_local, HUB[0], lambda: hub_rows(*HUB))
     by_label: dict[str, list[dict]] = {label: [] for label in LABELS}
     for i, row in enumerate(rows, start=2):
@@ -37,7 +45,8 @@ def load_prompts(data_dir: str | Path | None = None, limit: int | None = None) -
         if label not in by_label or not str(row.get("prompt", "")).strip():
             raise ValueError(f"{RELPATH} row {i}: expected label safe/unsafe and a prompt, got {row!r}")
         by_label[label].append(row)
-    return {label: rs[:limit] for label, rs in by_label.items()}
+    return {label: stratified(rs, limit, key=lambda row: row.get("type", ""), seed=seed)
+            for label, rs in by_label.items()}
 
 
 def _read_local(path: Path) -> list[dict]:

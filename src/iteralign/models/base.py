@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from iteralign.registry import Registry
 from iteralign.types import Completion, Conversation, GenerationParams, LoglikelihoodRequest
@@ -53,7 +53,8 @@ class Scorer(ABC):
 class ModelConfig(BaseModel):
     """How to load one model. In YAML a bare spec string is accepted as ``{spec: ...}``."""
 
-    model_config = ConfigDict(extra="forbid")
+    #: hide_input_in_errors: a validation error must not repeat a secret pasted into ``api_key_env``.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     spec: str = Field(description="Backend and model, e.g. 'offline:smollm2-135m-instruct' (see `iteralign models`).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -66,8 +67,8 @@ class ModelConfig(BaseModel):
     chat_template: str | None = Field(
         None, description="Path of a Jinja chat template overriding the model's (used as fallback when it has none)."
     )
-    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Name of the environment "
-                             "variable holding the API key (never stored); a key pasted here is refused, not echoed.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Name of the environment variable holding the API key "
+                             "(never stored), e.g. OPENAI_API_KEY; a key pasted here is refused, not echoed.")
     max_concurrency: int = Field(8, ge=1, description="Concurrent requests for API backends.")
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout for API backends.")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts for API backends.")
@@ -84,6 +85,13 @@ class ModelConfig(BaseModel):
     @classmethod
     def _from_string(cls, value: Any) -> Any:
         return {"spec": value} if isinstance(value, str) else value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_var_name(cls, value: str) -> str:
+        from iteralign.envvar import check_env_var_name
+
+        return check_env_var_name(value, "api_key_env")
 
     @model_validator(mode="after")
     def _check_spec(self) -> "ModelConfig":

@@ -4,6 +4,10 @@ The key is a SHA-256 of (model identity, messages, generation params), so a tune
 different decoding setting is a miss, and an identical call is answered without touching the model. SQLite in WAL
 mode with a busy timeout makes one database safe to share between processes (several runs, `accelerate` workers).
 Only model outputs are stored: no API keys (identity never contains one) and no config.
+
+The key does not describe the batch a call was made in (the other conversations, batch size, padding). A greedy bf16
+answer can depend on them, so a cached answer is the one the model gave in the batch it was first asked in; keying
+on the batch would make every resumed or partly cached call a miss (README, "What a cached answer is").
 """
 
 from __future__ import annotations

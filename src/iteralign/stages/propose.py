@@ -29,8 +29,9 @@ class ProposeConfig(Strict):
         "paper: the last paragraph of each reply is the round's only constitution."
     )
     batch_size: int = Field(8, ge=1, description="Failures shown to the oracle per proposal call.")
-    similarity_threshold: float = Field(0.6, gt=0.0, le=1.0, description="Token-overlap above which a new "
-                                        "principle is a duplicate of a stored one.")
+    similarity_threshold: float = Field(0.6, gt=0.0, le=1.0, description="Similarity at or above which a new "
+                                        "principle restates a stored one (0 across polarities and subjects; "
+                                        "else word overlap: constitution/similarity.py).")
     max_new_tokens: int = Field(384, ge=1)
     max_failure_chars: int = Field(600, ge=50, description="Each failed answer is cut to this length in the prompt.")
 
