@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from iteralign.evals.gate import GateConfig, gate  # noqa: E402
 from iteralign.report.collect import Evaluation, RunData, collect  # noqa: E402
+from iteralign.layout import RunLayout  # noqa: E402
+from iteralign.records import Revision  # noqa: E402
 from iteralign.run import read_jsonl  # noqa: E402
 
 COLUMNS = [  # (header, benchmark, category of redteam_asr or None)
@@ -158,9 +160,10 @@ def _near(score: float, start: float) -> tuple[str, bool]:
 
 def revisions_cell(run: RunData, index: int) -> str:
     """``kept/made (judged aligned)`` of one iteration, from its revisions.jsonl."""
-    revisions = read_jsonl(run.path / f"iter-{index:03d}" / "revisions.jsonl")
-    kept = sum(bool(r.get("kept")) for r in revisions)
-    aligned = sum(r.get("label") == "aligned" for r in revisions)
+    files = RunLayout(run.path).iteration(index)
+    revisions = [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
+    kept = sum(r.kept for r in revisions)
+    aligned = sum(r.verdict is not None and r.verdict.label == "aligned" for r in revisions)
     return f"{kept}/{len(revisions)} ({aligned})"
 
 

@@ -116,7 +116,7 @@ def test_judge_configs(tmp_path):
     for path in sorted((REPO / "configs/judges").glob("*.yaml")):  # every shipped judge config loads
         assert load_judge_config(path).judge.judges
     full = load_judge_config(REPO / "configs/smoke.yaml")  # a whole run config: its judge and oracle
-    assert [j.kind for j in full.judge.judges] == ["refusal", "paper"]
+    assert [j.kind for j in full.judge.judges] == ["refusal"]
     assert full.models.oracle.spec == "scripted:configs/scripted/oracle.yaml"
     path = tmp_path / "j.yaml"
     path.write_text("judge: {judges: [{kind: paper}]}\n")

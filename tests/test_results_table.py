@@ -9,12 +9,21 @@ from pathlib import Path
 
 import pytest
 
+from iteralign.records import Answer, Prompt, Revision, Verdict
+
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("results_table", REPO / "bench" / "results_table.py")
 results_table = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(results_table)
 
 SCORES = ("redteam_asr", "xstest_safe_refusal", "xstest_unsafe_refusal", "hhh_helpful", "hhh_honest")
+
+
+def revision(i: int, kept: bool, aligned: bool) -> dict:
+    """A revision record as the reflect stage writes it."""
+    answer = Answer.of(Prompt.make(f"request {i}", intent="harmful"), "Sure, here is how.")
+    verdict = Verdict(label="aligned" if aligned else "unaligned")
+    return Revision(id=answer.id, answer=answer, text="I can't help with that.", verdict=verdict, kept=kept).to_json()
 
 
 def make_run(root: Path, name: str, rows: list[tuple[int, ...]], revisions: list[tuple[int, int, int]]) -> Path:
@@ -30,8 +39,7 @@ def make_run(root: Path, name: str, rows: list[tuple[int, ...]], revisions: list
         if index:
             made, kept, aligned = revisions[index - 1]
             (folder / "revisions.jsonl").write_text("".join(
-                json.dumps({"id": f"r{i}", "kept": i < kept, "label": "aligned" if i < aligned else "unaligned"}) + "\n"
-                for i in range(made)))
+                json.dumps(revision(i, kept=i < kept, aligned=i < aligned)) + "\n" for i in range(made)))
             iterations.append({"iteration": index - 1, "red_team": 48, "failures": made, "principles": 5 * index,
                                "revisions": made, "revisions_kept": kept, "accepted": True})
     (run / "manifest.json").write_text(json.dumps({"stages": {}, "iterations": iterations}))
