@@ -6,6 +6,7 @@ import threading
 import time
 
 from iteralign.models.base import ChatModel
+from iteralign.models.openai_api import cut_at_stop
 from iteralign.types import Completion, Conversation, GenerationParams
 
 
@@ -14,7 +15,7 @@ def last_user(conv: Conversation) -> str:
 
 
 class EchoModel(ChatModel):
-    """Answers ``echo: <last user message>``; one call takes ``delay_s`` whatever its batch size (as batching
+    """Answers ``echo: <last user message>`` (cut at a stop string); one call takes ``delay_s`` whatever its batch size (as batching
     backends roughly do); ``gate`` (an Event), when given, holds every call until it is set. ``calls`` lists each
     call's batch as (last user messages, params)."""
 
@@ -35,7 +36,7 @@ class EchoModel(ChatModel):
         time.sleep(self.delay_s)
         if self.fail:
             raise RuntimeError("the model broke")
-        return [Completion(f"echo: {last_user(c)}", "stop", 3, 2) for c in conversations]
+        return [Completion(cut_at_stop(f"echo: {last_user(c)}", params.stop), "stop", 3, 2) for c in conversations]
 
     def answered(self) -> list[str]:
         """Every conversation the model was called with, in call order."""
@@ -55,6 +56,4 @@ class StreamingEchoModel(EchoModel):
         text = f"echo: {last_user(conversation)}"  # the raw text, before any stop string cuts it
         for i in range(0, len(text), self.piece):
             on_text(text[i : i + self.piece])
-        cuts = [text.index(s) for s in params.stop if s in text]
-        done.text = text[: min(cuts)] if cuts else text
         return done
