@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import CancelledError
 
 import pytest
@@ -43,6 +44,25 @@ def test_batches_group_equal_params_and_keep_arrival_order():
     assert [f.result(10).text for f in [first, *mixed]] == ["echo: first", *(f"echo: q{i}" for i in range(6))]
     # the oldest waiting request (q0, sampled) picks the params of the next batch; each batch is homogeneous
     assert model.calls[1:] == [(["q0", "q2", "q4"], SAMPLED), (["q1", "q3", "q5"], GREEDY)]
+
+
+def test_a_client_answered_and_back_soon_joins_the_request_that_waited():
+    """After a model call the worker waits the window again, so that a client just answered (here: back 50 ms after
+    its answer) joins the request that waited through the call (longer than the window), instead of queueing behind
+    it as a batch of its own."""
+    gate = threading.Event()
+    model = EchoModel(gate=gate)
+    scheduler = BatchScheduler(model, batch_window_s=0.5, max_batch_size=2)
+    first = held(model, scheduler)
+    waited, again = scheduler.submit(user("waited"), GREEDY), []
+    time.sleep(0.55)  # "waited" is past its own window: without the wait after a call it would go alone
+    come_back = threading.Timer(0.05, lambda: again.append(scheduler.submit(user("back again"), GREEDY)))
+    first.add_done_callback(lambda _: come_back.start())
+    gate.set()
+    assert waited.result(10).text == "echo: waited"
+    come_back.join(10)
+    assert again[0].result(10).text == "echo: back again"
+    assert [batch for batch, _ in model.calls] == [["first"], ["waited", "back again"]]
 
 
 def test_batches_never_exceed_max_batch_size():

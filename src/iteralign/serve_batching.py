@@ -7,12 +7,15 @@ a server receives requests one by one. ``BatchScheduler`` sits between the two:
   the server can answer 503 with ``Retry-After`` instead of letting a burst wait without limit) and returns a
   ``concurrent.futures.Future`` of its ``Completion``;
 - one worker thread owns the model (local backends are not thread-safe): it takes the oldest waiting request, waits
-  for companions until ``batch_window_s`` after that request's arrival or after the end of the previous model call,
-  whichever is later (no wait when the queue already holds a full group), then answers the oldest request together
-  with every waiting request with *equal* ``GenerationParams`` (the grouping key), up to ``max_batch_size``, in one
+  for companions until ``batch_window_s`` after that request's arrival, and until ``batch_window_s`` or
+  ``AFTER_CALL_FRACTION`` of the previous call's duration (whichever is longer) after the end of the previous model
+  call (no wait when the queue already holds a full group), then answers the oldest request together with every
+  waiting request with *equal* ``GenerationParams`` (the grouping key), up to ``max_batch_size``, in one
   ``model.generate`` call. The wait after a call matters under load: the clients just answered send their next
-  request within milliseconds, and without it they would form a batch of their own behind the requests that
-  waited, splitting a steady stream of 16 clients into alternating partial batches for good;
+  request soon after, and without it they would form a batch of their own behind the requests that waited,
+  splitting a steady stream of 16 clients into partial batches that each cost nearly a full batch's time. On a busy
+  CPU "soon" can be tens of milliseconds, hence the wait in proportion to the call (it costs at most that fraction
+  of throughput);
 - a future cancelled while its request still waits (the client left, the request timed out) leaves the queue and
   costs no model time; one cancelled after its batch started is answered and the answer dropped.
 
@@ -38,6 +41,9 @@ from iteralign.models.base import ChatModel
 from iteralign.types import Conversation, GenerationParams
 
 log = logging.getLogger(__name__)
+
+#: After a model call of t seconds, wait up to t * this (or the batch window, if longer) for the clients just answered.
+AFTER_CALL_FRACTION = 0.02
 
 
 class QueueFull(Exception):
@@ -89,7 +95,8 @@ class BatchScheduler:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._batch_s = 0.0  # moving average of a model call's duration, for Retry-After
-        self._last_end = 0.0  # when the previous model call ended (monotonic)
+        self._last_end = 0.0  # when the previous model call ended (monotonic); read by the worker thread only
+        self._last_call_s = 0.0  # how long it took
 
     # -- the request side --------------------------------------------------------------------------------------
     def submit(self, conversation: Conversation, params: GenerationParams,
@@ -163,7 +170,9 @@ class BatchScheduler:
                     continue
                 first = self._waiting[0]
                 group = [job for job in self._waiting if job.key == first.key][: self.max_batch_size]
-                wait_s = max(first.arrived, self._last_end) + self.batch_window_s - time.monotonic()
+                after_call = max(self.batch_window_s, self._last_call_s * AFTER_CALL_FRACTION)
+                due = max(first.arrived + self.batch_window_s, self._last_end + after_call)
+                wait_s = due - time.monotonic()
                 if len(group) >= self.max_batch_size or wait_s <= 0 or first.on_text:
                     for job in group:
                         self._waiting.remove(job)
@@ -196,7 +205,7 @@ class BatchScheduler:
                 job.future.set_result(results[i])
             else:
                 job.future.set_exception(error)
-        self._last_end = time.monotonic()  # (read by this worker thread only) the answered may come back soon
+        self._last_end, self._last_call_s = time.monotonic(), seconds  # the clients just answered may come back soon
         if self.on_batch:
             self.on_batch(BatchRecord(len(batch), sum(c.completion_tokens for c in results), seconds, error))
 
