@@ -171,7 +171,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "settings": vars(args) | {"out": str(args.out)},
+    result = {"command": " ".join([".venv/bin/python", *sys.argv]), "settings": vars(args) | {"out": str(args.out)},
               "load_before": load_before, "load_after": os.getloadavg(), "levels": rows, "summary": summarise(rows)}
     args.out.write_text(json.dumps(result, indent=2))
     print(markdown(rows))

@@ -15,9 +15,9 @@ def last_user(conv: Conversation) -> str:
 
 
 class EchoModel(ChatModel):
-    """Answers ``echo: <last user message>`` (cut at a stop string); one call takes ``delay_s`` whatever its batch size (as batching
-    backends roughly do); ``gate`` (an Event), when given, holds every call until it is set. ``calls`` lists each
-    call's batch as (last user messages, params)."""
+    """Answers ``echo: <last user message>`` (cut at a stop string). One call takes ``delay_s`` whatever its batch
+    size (as batching backends roughly do); ``gate`` (an Event), when given, holds every call until it is set;
+    ``fail`` makes every call raise. ``calls`` lists each call's batch as (last user messages, params)."""
 
     name = "echo"
 

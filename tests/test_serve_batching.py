@@ -129,7 +129,7 @@ def test_streaming_requests_run_alone_and_stream_their_text():
     gate = threading.Event()
     model = StreamingEchoModel(piece=4, gate=gate)
     scheduler = BatchScheduler(model, batch_window_s=0)
-    first = held(model, scheduler)
+    held(model, scheduler)
     pieces: list[str] = []
     streamed = scheduler.submit(user("streamed"), GREEDY, on_text=pieces.append)
     plain = [scheduler.submit(user(f"q{i}"), GREEDY) for i in range(2)]
