@@ -311,13 +311,13 @@ async def _generate(state: ServerState, body: ChatRequest, params: GenerationPar
                               kind="server_error", code="timeout")
     if (exc := waiter.exception()) is not None:
         return error_response(500, f"model error: {type(exc).__name__}: {str(exc)[:200]}", kind="server_error")
-    done = waiter.result()
+    answer = waiter.result()
     return JSONResponse({
         **_header(state), "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text},
-                     "finish_reason": done.finish_reason}],
-        "usage": {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
-                  "total_tokens": done.prompt_tokens + done.completion_tokens},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
+                     "finish_reason": answer.finish_reason}],
+        "usage": {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+                  "total_tokens": answer.prompt_tokens + answer.completion_tokens},
     })
 
 
