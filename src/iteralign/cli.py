@@ -80,11 +80,31 @@ def serve(
     api_key_env: Optional[str] = typer.Option(
         None, help="Require 'Authorization: Bearer <key>', the key read from this environment variable."),
     name: Optional[str] = typer.Option(None, help="Model id reported by /v1/models (default: the spec)."),
+    dtype: str = typer.Option("auto", help="Weights dtype of a local model: auto, float32, bfloat16, float16."),
+    max_batch_size: int = typer.Option(16, help="Most concurrent requests answered by one model call."),
+    batch_window_ms: float = typer.Option(5.0, help="How long a request waits for others to batch with."),
+    max_queue: int = typer.Option(64, help="Most requests waiting; beyond it, 503 with Retry-After."),
+    request_timeout: float = typer.Option(300.0, help="Seconds before an unanswered request gets a 504."),
+    max_messages: int = typer.Option(256, help="Most messages per request (400 beyond)."),
+    max_input_chars: int = typer.Option(200_000, help="Most characters of message content per request (400 beyond)."),
+    max_tokens: int = typer.Option(4096, help="Largest max_tokens a request may ask for (400 beyond)."),
 ) -> None:
-    """Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
+    """Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health, /metrics),
+    batching concurrent requests."""
+    from pydantic import ValidationError
+
+    from iteralign.serve import ServeLimits
     from iteralign.serve import serve as run_server
 
-    run_server(model, host=host, port=port, fault_plan=fault_plan, api_key_env=api_key_env, name=name)
+    try:
+        limits = ServeLimits(max_batch_size=max_batch_size, batch_window_ms=batch_window_ms, max_queue=max_queue,
+                             request_timeout_s=request_timeout, max_messages=max_messages,
+                             max_input_chars=max_input_chars, max_tokens=max_tokens)
+    except ValidationError as exc:
+        typer.echo(f"invalid serve option: {exc}", err=True)
+        raise typer.Exit(2) from None
+    run_server(model, host=host, port=port, fault_plan=fault_plan, api_key_env=api_key_env, name=name, limits=limits,
+               dtype=dtype)
 
 
 @app.command()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from iteralign.models.base import ChatModel, ModelConfig, Scorer
 from iteralign.models.chat_format import encode_chat, render_plain, stop_strings  # noqa: F401 (re-exported)
@@ -138,10 +138,28 @@ class HFModel(ChatModel, Scorer):
                 results[i] = completion
         return results  # type: ignore[return-value]
 
+    def generate_stream(self, conversation: Conversation, params: GenerationParams,
+                        on_text: Callable[[str], None]) -> Completion:
+        """Answer one conversation as ``generate`` does, calling ``on_text`` with each piece of text as soon as it is
+        decoded (``iteralign serve``'s ``stream: true``). The returned completion is authoritative: the pieces may
+        run past a stop string, where the completion's text is cut."""
+        import torch
+        from transformers import TextStreamer
+
+        class _Streamer(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text:
+                    on_text(text)
+
+        torch.manual_seed(params.seed)
+        streamer = _Streamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        return self._generate_batch([self.encode_chat(conversation)], params, streamer=streamer)[0]
+
     def _stop_strings(self, params: GenerationParams) -> list[str]:
         return stop_strings(self._tokenizer, params)
 
-    def _generate_batch(self, prompts: list[list[int]], params: GenerationParams) -> list[Completion]:
+    def _generate_batch(self, prompts: list[list[int]], params: GenerationParams,
+                        streamer: Any = None) -> list[Completion]:
         import torch
 
         tok = self._tokenizer
@@ -167,6 +185,8 @@ class HFModel(ChatModel, Scorer):
             from transformers import LogitsProcessorList
 
             kwargs["logits_processor"] = LogitsProcessorList([FrequencyPenalty(params.frequency_penalty, width)])
+        if streamer is not None:
+            kwargs["streamer"] = streamer
         with torch.inference_mode():
             out = self._model.generate(**enc, **kwargs)
         return [self._completion(row[width:].tolist(), len(p), stops) for row, p in zip(out, prompts)]
