@@ -173,3 +173,14 @@ def test_real_135m_model_batched_when_served_equals_one_at_a_time(smol_hf):
     assert [(c.prompt_tokens, c.completion_tokens) for c in served] == [
         (c.prompt_tokens, c.completion_tokens) for c in direct]
     assert streamed == direct[2].text
+
+
+@pytest.mark.parametrize("value", ["sk-proj-abcdefghijklmnop1234567890", "hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123"])
+def test_serve_refuses_a_key_given_as_api_key_env_without_echoing_it(value, scripted_rules):
+    from typer.testing import CliRunner
+
+    from iteralign.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--model", f"scripted:{scripted_rules}", "--api-key-env", value])
+    assert result.exit_code == 2 and "--api-key-env must be the NAME" in result.output
+    assert value[:12] not in result.output and value[-12:] not in result.output

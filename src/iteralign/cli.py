@@ -103,8 +103,12 @@ def serve(
     except ValidationError as exc:
         typer.echo(f"invalid serve option: {exc}", err=True)
         raise typer.Exit(2) from None
-    run_server(model, host=host, port=port, fault_plan=fault_plan, api_key_env=api_key_env, name=name, limits=limits,
-               dtype=dtype)
+    try:
+        run_server(model, host=host, port=port, fault_plan=fault_plan, api_key_env=api_key_env, name=name,
+                   limits=limits, dtype=dtype)
+    except ValueError as exc:  # a bad --api-key-env, fault plan or model spec: one line, no traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -372,10 +372,12 @@ def serve(spec: str, host: str = "127.0.0.1", port: int = 8000, fault_plan: str 
     size is set to ``limits.max_batch_size``, so that one batch of the server is one forward batch of the model."""
     import uvicorn
 
+    from iteralign.envvar import check_env_var_name
     from iteralign.models.base import ModelConfig, load_model
 
     api_key = None
     if api_key_env:
+        check_env_var_name(api_key_env, "--api-key-env")  # a key pasted here is refused, and never echoed
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise ValueError(f"--api-key-env names {api_key_env}, but that environment variable is not set")
