@@ -132,8 +132,14 @@ class OpenAIModel(ChatModel):
         # A fresh client per batch: its connection pool belongs to this event loop, which ends with the batch.
         client = AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=self.cfg.timeout_s, max_retries=0)
         gate = asyncio.Semaphore(self.cfg.max_concurrency)
+        tasks = [asyncio.ensure_future(self._call(client, gate, c, params, key)) for c in conversations]
         try:
-            return list(await asyncio.gather(*(self._call(client, gate, c, params, key) for c in conversations)))
+            return list(await asyncio.gather(*tasks))
+        except BaseException:  # one request failed for good: stop the others before the client closes under them
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
             await client.close()
 
