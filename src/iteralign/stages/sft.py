@@ -1,9 +1,9 @@
 """Supervised fine-tuning of the target on (prompt, revised answer), loss on the answer only. Output: ``sft/``.
 
-Runs TRL's ``SFTTrainer`` on a conversational prompt-completion dataset (so the chat template is applied and the
-loss is computed on completion tokens only), with a peft LoRA adapter (default) or full fine-tuning. Each iteration
-warm-starts from the previous one: LoRA continues training the previous adapter, full SFT starts from the previous
-saved model. Checkpoints are saved per epoch and training resumes from the last one after a crash; the final adapter
+Runs TRL's ``SFTTrainer`` on examples tokenized by ``stages.tokens`` (the prompt exactly as generation encodes it,
+the loss on the answer and its end-of-turn token only), with a peft LoRA adapter (default) or full fine-tuning.
+Each iteration warm-starts from the previous one: LoRA continues training the previous adapter, full SFT starts
+from the previous saved model. Checkpoints are saved per epoch and training resumes from the last one after a crash; the final adapter
 (or model) is written to a temp folder and renamed, so ``sft/adapter`` exists only when complete.
 
 Also runnable as ``python -m iteralign.stages.sft JOB.json`` (what ``accelerate launch`` runs for multi-GPU).
@@ -18,17 +18,19 @@ from pathlib import Path
 
 from iteralign.records import Example
 from iteralign.stages.sft_job import SFTJob
+from iteralign.stages.tokens import encode_example, end_of_turn_ids, load_tokenizer
 
 
-def to_dataset(examples: list[Example]):
-    """Conversational prompt-completion rows: TRL applies the chat template and masks the prompt."""
+def to_dataset(examples: list[Example], tokenizer, eos_ids: set[int]):
+    """Pre-tokenized rows: ``input_ids`` (prompt + answer) and ``completion_mask`` (1 on the answer tokens)."""
     from datasets import Dataset
 
-    return Dataset.from_list([
-        {"prompt": [{"role": "user", "content": e.prompt.text}],
-         "completion": [{"role": "assistant", "content": e.completion}]}
-        for e in examples
-    ])
+    rows = []
+    for example in examples:
+        prompt_ids, answer_ids = encode_example(tokenizer, eos_ids, example.prompt.text, example.completion)
+        rows.append({"input_ids": prompt_ids + answer_ids,
+                     "completion_mask": [0] * len(prompt_ids) + [1] * len(answer_ids)})
+    return Dataset.from_list(rows)
 
 
 def train(job: SFTJob) -> dict:
@@ -41,7 +43,6 @@ def train(job: SFTJob) -> dict:
     out = Path(job.out_dir)
     final = out / ("adapter" if job.cfg.method == "lora" else "model")
     import torch
-    from transformers import AutoTokenizer
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
@@ -55,9 +56,7 @@ def train(job: SFTJob) -> dict:
 
     ckpt_dir = out / "checkpoints"
     check_disk(out, job.base, job.cfg.method, job.cfg.bf16)  # fail now, not at the last checkpoint
-    tokenizer = AutoTokenizer.from_pretrained(job.base, trust_remote_code=job.trust_remote_code)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(job.base, job.chat_template, job.trust_remote_code)
     checkpointing = job.cfg.gradient_checkpointing
     args = TRLConfig(
         output_dir=str(ckpt_dir), num_train_epochs=job.cfg.epochs, per_device_train_batch_size=job.cfg.batch_size,
@@ -69,7 +68,8 @@ def train(job: SFTJob) -> dict:
         disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
     )
     timer = StepTimer()
-    trainer = SFTTrainer(model=load_model(job), args=args, train_dataset=to_dataset(job.examples),
+    dataset = to_dataset(job.examples, tokenizer, end_of_turn_ids(job.base, tokenizer))
+    trainer = SFTTrainer(model=load_model(job), args=args, train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
     if args.disable_tqdm:  # off a terminal: our one line per step instead of the Trainer's printed log dicts
         trainer.remove_callback(PrinterCallback)
