@@ -159,16 +159,21 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 @app.command()
 def constitution(run_dir: Path = typer.Argument(..., help="A run folder (or a constitution.yaml file).")) -> None:
-    """Print a run's principles with their provenance (iteration, source failures, status, uses)."""
+    """Print a run's principles, what to refuse (restrict) and what to answer (permit), with their provenance
+    (iteration, source failures, status, uses)."""
     from iteralign.constitution import load
 
     path = run_dir / "constitution.yaml" if run_dir.is_dir() else run_dir
     if not path.exists():
         typer.echo(f"no constitution at {path}", err=True)
         raise typer.Exit(2)
-    for p in load(path):
-        typer.echo(f"{p.id} [{p.status}] iteration {p.iteration}, from {len(p.source_failure_ids)} failure(s), "
-                   f"{p.uses} use(s)\n    {p.text}")
+    store = load(path)
+    for kind, title in (("restrict", "What to refuse (restrict)"), ("permit", "What to answer (permit)")):
+        principles = [p for p in store if p.polarity == kind]
+        typer.echo(f"{title}: {len(principles)}")
+        for p in principles:
+            typer.echo(f"  {p.id} [{p.status}] iteration {p.iteration}, from {len(p.source_failure_ids)} failure(s), "
+                       f"{p.uses} use(s)\n      {p.text}")
 
 
 @app.command("eval")

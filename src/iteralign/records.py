@@ -88,12 +88,14 @@ class Answer(Record):
 
 
 class Proposal(Record):
-    """One oracle reply to a batch of failures, and the principles parsed from it."""
+    """One oracle reply to a batch of failures of one kind, and the principles parsed from it: ``restrict``
+    principles from harmful compliance, ``permit`` principles from over-refusals."""
 
     id: str
     failure_ids: list[str]
     raw: str
     principles: list[str]
+    kind: Literal["restrict", "permit"] = "restrict"
 
 
 class Revision(Record):
@@ -128,3 +130,10 @@ class PreferencePair(Record):
     chosen: str
     rejected: str
     failure: Failure | None = None
+
+    @classmethod
+    def from_revision(cls, revision: "Revision") -> "PreferencePair":
+        """The pair a kept revision makes: the revision chosen over the failed answer it replaces."""
+        verdict = revision.answer.verdict
+        return cls(id=revision.id, prompt=revision.prompt, chosen=revision.text, rejected=revision.answer.response,
+                   failure=verdict.failure if verdict else None)

@@ -11,11 +11,12 @@ subject, wording), ``parse`` reads oracle replies, ``yaml_io`` the file format.
 """
 
 from iteralign.constitution.parse import parse_principles
-from iteralign.constitution.store import Constitution, Principle, Status, as_of, content_key, merged, render
+from iteralign.constitution.store import Constitution, Kind, Principle, Status, as_of, content_key, merged, render
 from iteralign.constitution.yaml_io import ConstitutionError, dumps, load, loads, save
 
 __all__ = [
     "Constitution",
+    "Kind",
     "ConstitutionError",
     "Principle",
     "Status",

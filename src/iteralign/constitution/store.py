@@ -17,10 +17,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iteralign.constitution.similarity import principle_key, similarity
+from iteralign.constitution.similarity import Polarity, polarity, principle_key, similarity
 from iteralign.text import content_words, overlap_cosine
 
 Status = Literal["active", "pinned", "disabled"]
+#: A principle's kind: ``restrict``, what the assistant should refuse or avoid (from answers that complied with
+#: harmful requests); ``permit``, what it should answer (from over-refusals of benign requests).
+Kind = Polarity
 
 
 class Principle(BaseModel):
@@ -33,9 +36,16 @@ class Principle(BaseModel):
     iteration: int = Field(0, ge=0, description="Iteration that proposed it (0 for user principles).")
     source_failure_ids: list[str] = Field(default_factory=list, description="Failures it was proposed from.")
     status: Status = Field("active", description="'pinned': always used; 'disabled': never used nor re-added.")
+    kind: Kind | None = Field(None, description="'restrict': what to refuse (from harmful compliance); 'permit': "
+                              "what to answer (from over-refusals of benign requests); unset: read from the text.")
     origin: Literal["proposed", "user"] = Field("user", description="Proposed by the oracle, or written by a user.")
     uses: int = Field(0, ge=0, description="Revisions it guided.")
     created: str | None = Field(None, description="ISO time it was added.")
+
+    @property
+    def polarity(self) -> Kind:
+        """The declared ``kind``, else the one the text reads as (``similarity.polarity``)."""
+        return self.kind or polarity(self.text)
 
     @field_validator("text")
     @classmethod
@@ -75,16 +85,16 @@ class Constitution:
         """The next free ``P<number>`` id."""
         return next_principle_id(p.id for p in self.principles)
 
-    def find_duplicate(self, text: str) -> Principle | None:
+    def find_duplicate(self, text: str, kind: Kind | None = None) -> Principle | None:
         """The existing principle ``text`` restates, or ``None``; the most similar wins.
 
         Disabled principles count: a restatement of a disabled principle is absorbed by it rather than re-added. Only
         restatements are: a principle of the opposite polarity or about another subject is not a duplicate.
         """
-        key = principle_key(text)
+        key = principle_key(text, kind)
         best, best_score = None, 0.0
         for principle in self.principles:
-            score = similarity(key, principle_key(principle.text))
+            score = similarity(key, principle_key(principle.text, principle.kind))
             if score >= self.similarity_threshold and score > best_score:
                 best, best_score = principle, score
         return best
@@ -96,6 +106,7 @@ class Constitution:
         source_ids: Sequence[str] = (),
         origin: Literal["proposed", "user"] = "proposed",
         created: str | None = None,
+        kind: Kind | None = None,
     ) -> list[Principle]:
         """Add new principles; a text that duplicates an existing (or earlier in ``texts``) principle only merges
         ``source_ids`` into that principle's provenance. Returns the principles actually added.
@@ -108,14 +119,14 @@ class Constitution:
             text = text.strip()
             if not text:
                 continue
-            existing = self.find_duplicate(text)
+            existing = self.find_duplicate(text, kind)
             if existing is not None:
                 merged = existing.source_failure_ids + [i for i in source_ids if i not in existing.source_failure_ids]
                 existing.source_failure_ids = merged
                 continue
             principle = Principle(
                 id=self.next_id(), text=text, iteration=iteration, source_failure_ids=list(dict.fromkeys(source_ids)),
-                origin=origin, created=created,
+                origin=origin, created=created, kind=kind,
             )
             self.principles.append(principle)
             added.append(principle)
@@ -129,14 +140,15 @@ class Constitution:
         """Principles in use: active and pinned, in store order."""
         return [p for p in self.principles if p.status != "disabled"]
 
-    def relevant(self, text: str, k: int) -> list[Principle]:
-        """The principles to show the reviser for one failure: every pinned one, then the active ones whose content
-        words overlap ``text`` (the prompt, optionally with the failed answer) most, up to ``k`` in all.
+    def relevant(self, text: str, k: int, kind: Kind | None = None) -> list[Principle]:
+        """The principles to show the reviser for one failure: every pinned one, then the active ones (of ``kind``,
+        when given) whose content words overlap ``text`` (the prompt, optionally with the failed answer) most, up to
+        ``k`` in all.
 
         Ties (and no overlap at all) favour newer principles, which came from more recent failures. The result keeps
         store order, so that prompts render stably.
         """
-        active = self.active()
+        active = [p for p in self.active() if kind is None or p.polarity == kind or p.status == "pinned"]
         chosen = {p.id for p in active if p.status == "pinned"}
         words = content_words(text)
         ranked = sorted(

@@ -23,10 +23,11 @@ HEADER = """\
 # iteralign constitution: the principles the loop has proposed (origin: proposed) or you wrote (origin: user).
 # Edit freely, then rerun:  status: pinned    -> always shown to the reviser
 #                           status: disabled  -> never used, and never re-added by a later proposal
+#                           kind: permit      -> a rule of what to answer (kind: restrict: what to refuse)
 # Add your own: a new entry with just `text:` (or a bare string); ids are assigned on load.
 """
 
-FIELD_ORDER = ("id", "text", "status", "origin", "iteration", "uses", "source_failure_ids", "created")
+FIELD_ORDER = ("id", "text", "kind", "status", "origin", "iteration", "uses", "source_failure_ids", "created")
 _FOLD_AT = 80
 
 

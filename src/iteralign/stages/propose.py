@@ -1,6 +1,8 @@
 """Constitution proposal: the oracle reads batches of failures and proposes principles. Output: ``proposals.jsonl``.
 
-Each record is a ``Proposal``: ``{id, failure_ids, raw, principles}`` (the parsed principle texts).
+Failures are batched by kind: answers that complied with harmful requests yield ``restrict`` principles (what to
+refuse), over-refusals of benign requests yield ``permit`` principles (what to answer; ``prompts/propose_permit``).
+Each record is a ``Proposal``: ``{id, failure_ids, raw, principles, kind}`` (the parsed principle texts).
 ``proposals.jsonl`` is the log and ``constitution.yaml`` the view: the store is rebuilt by replaying the log onto the
 snapshot taken when the stage first started (``constitution.in.yaml``), so a crash between a reply and the store's
 save loses nothing and adds nothing twice. Deduplication and provenance live in ``iteralign.constitution``.
@@ -13,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from iteralign.constitution import Constitution, parse_principles
+from iteralign.constitution import Constitution, Kind, parse_principles
 from iteralign.models.base import ChatModel
 from iteralign.records import Answer, Proposal, Record
 from iteralign.stages.batching import process
@@ -37,15 +39,36 @@ class ProposeConfig(Strict):
 
 
 class FailureBatch(Record):
-    """The failures shown to the oracle in one call."""
+    """The failures (of one kind) shown to the oracle in one call."""
 
     id: str
     failures: list[Answer]
+    kind: Kind = "restrict"
 
 
-def proposal_conversation(failures: list[Answer], cfg: ProposeConfig) -> list[dict]:
+def principle_kind(failure: Answer) -> Kind:
+    """``permit`` for an over-refusal of a benign prompt, ``restrict`` for every other failure."""
+    return "permit" if failure.verdict is not None and failure.verdict.failure == "refused_benign" else "restrict"
+
+
+def batches(failures: list[Answer], cfg: ProposeConfig) -> list[FailureBatch]:
+    """Failures in batches of ``cfg.batch_size``, one kind per batch (paper mode: all together, as the authors)."""
+    groups: dict[Kind, list[Answer]] = {}
+    for failure in failures:
+        groups.setdefault("restrict" if cfg.mode == "paper" else principle_kind(failure), []).append(failure)
+    out = []
+    for kind, group in groups.items():
+        for start in range(0, len(group), cfg.batch_size):
+            suffix = "" if kind == "restrict" else "-permit"  # restrict batches keep their ids of one-sided runs
+            out.append(FailureBatch(id=f"batch-{len(out):03d}{suffix}", failures=group[start:start + cfg.batch_size],
+                                    kind=kind))
+    return out
+
+
+def proposal_conversation(failures: list[Answer], cfg: ProposeConfig, kind: Kind = "restrict") -> list[dict]:
     """The oracle's conversation for one batch of failures (prompt + failed response each)."""
-    tpl = load_prompt("propose_paper" if cfg.mode == "paper" else "propose")
+    name = "propose_paper" if cfg.mode == "paper" else "propose_permit" if kind == "permit" else "propose"
+    tpl = load_prompt(name)
     cut = cfg.max_failure_chars
     if cfg.mode == "paper":  # the authors join the failed responses with spaces, no prompts
         body = " ".join(f.response[:cut] for f in failures)
@@ -60,13 +83,12 @@ def proposal_conversation(failures: list[Answer], cfg: ProposeConfig) -> list[di
 def propose(failures: list[Answer], oracle: ChatModel, store: Constitution, iteration: int, cfg: ProposeConfig,
             out: Path) -> list[Proposal]:
     """Ask the oracle for principles per batch of failures; add them (deduplicated) to ``store``; return the log."""
-    batches = [failures[i : i + cfg.batch_size] for i in range(0, len(failures), cfg.batch_size)]
-    items = [FailureBatch(id=f"batch-{k:03d}", failures=b) for k, b in enumerate(batches)]
+    items = batches(failures, cfg)
     params = GenerationParams(max_new_tokens=cfg.max_new_tokens)
 
     def ask(batch: list[FailureBatch]) -> list[Proposal]:
-        replies = oracle.generate([proposal_conversation(it.failures, cfg) for it in batch], params)
-        return [Proposal(id=it.id, failure_ids=[f.id for f in it.failures], raw=r.text,
+        replies = oracle.generate([proposal_conversation(it.failures, cfg, it.kind) for it in batch], params)
+        return [Proposal(id=it.id, failure_ids=[f.id for f in it.failures], raw=r.text, kind=it.kind,
                          principles=parse_principles(r.text, paper_mode=cfg.mode == "paper"))
                 for it, r in zip(batch, replies)]
 
@@ -74,5 +96,5 @@ def propose(failures: list[Answer], oracle: ChatModel, store: Constitution, iter
     # than answering 1 (each reply is still logged, and resumed, as its own record).
     records = process(items, out, ask, PROPOSALS_PER_CALL, "propose", Proposal)
     for rec in records:
-        store.add(rec.principles, iteration=iteration, source_ids=rec.failure_ids)
+        store.add(rec.principles, iteration=iteration, source_ids=rec.failure_ids, kind=rec.kind)
     return records

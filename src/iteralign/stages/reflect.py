@@ -3,7 +3,8 @@ context; revisions are re-judged and only those judged aligned are kept for trai
 
 Two modes:
 - ``critique_revise`` (default): system message with the principles, the original exchange, then a user turn asking
-  for a revised answer that follows them.
+  for a revised answer that follows them: for harmful compliance, a refusal that says why in a sentence or two and
+  offers a safe alternative; for an over-refusal, a real answer (``prompts/reflect.yaml``).
 - ``splice`` (the paper): the prompt is regenerated with the principles placed right after the request, just
   before the answer cue; no critique turn.
 
@@ -49,10 +50,11 @@ def revision_conversation(failure: Answer, principles: list[Principle], mode: st
     if mode == "splice":
         text = tpl["splice"].format(prompt=prompt, principles=block) if principles else prompt
         return [{"role": "user", "content": text}]
+    kind = failure.verdict.failure if failure.verdict is not None else None
     if principles:
-        system, revise = tpl["system"].format(principles=block), tpl["revise"]
+        system, revise = tpl["system"].format(principles=block), tpl.get(f"revise_{kind}", tpl["revise"])
     else:
-        system, revise = tpl["system_plain"], tpl["revise_plain"]
+        system, revise = tpl["system_plain"], tpl.get(f"revise_plain_{kind}", tpl["revise_plain"])
     return [
         {"role": "system", "content": system},
         {"role": "user", "content": prompt},
