@@ -25,7 +25,7 @@ def scripted_config(tmp: Path, *, latency: float = 0.0, name: str = "t", extra: 
         "models": {"target": {"spec": rules["target"], "batch_size": 4}, "oracle": {"spec": rules["oracle"], "batch_size": 4},
                    "reviser": rules["reviser"]},
         "redteam": {"sources": [{"builtin": "seeds", "limit": 24}], "split": {"held_out_fraction": 0.25}},
-        "judge": {"judges": [{"kind": "refusal"}, {"kind": "paper"}], "combine": "cascade"},
+        "judge": {"judges": [{"kind": "refusal"}]},  # the scripted oracle's paper judge fails every answer
         "propose": {"batch_size": 4},
         "sft": {"enabled": False},
         "stop": {"max_iterations": 2, "stop_when_no_new_failures": False},

@@ -22,6 +22,7 @@ from iteralign.run import RunSettings
 from iteralign.stages.propose import ProposeConfig
 from iteralign.stages.redteam import RedTeamConfig
 from iteralign.stages.reflect import ReflectConfig
+from iteralign.stages.dpo_job import TrainConfig
 from iteralign.stages.sft_job import SFTConfig
 from iteralign.stopping import StopConfig
 from iteralign.types import Strict
@@ -45,6 +46,8 @@ class RunConfig(Strict):
     propose: ProposeConfig = Field(default_factory=ProposeConfig)
     reflect: ReflectConfig = Field(default_factory=ReflectConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig, description="What each iteration trains on: targets "
+                               "(sft), preference pairs (dpo), or both in order (sft+dpo).")
     stop: StopConfig = Field(default_factory=StopConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
@@ -61,6 +64,13 @@ class RunConfig(Strict):
     def _held_out_for_asr(self) -> "RunConfig":
         if self.redteam.split.held_out_fraction == 0 and self.asr_on_held_out():
             raise ValueError(NO_HELD_OUT)
+        return self
+
+    @model_validator(mode="after")
+    def _dpo_trains_an_adapter(self) -> "RunConfig":
+        if "dpo" in self.train.objective and self.sft.method != "lora":
+            raise ValueError(f"train.objective {self.train.objective} trains a LoRA adapter (the reference is the "
+                             "model with the adapter disabled); set sft.method: lora")
         return self
 
     @model_validator(mode="after")

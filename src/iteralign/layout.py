@@ -4,8 +4,8 @@
       config.yaml  manifest.json  ledger.json  constitution.yaml  split.json  replay.jsonl  report.md  report.html
       baseline/eval.json  baseline/eval.replies.jsonl
       iter-000/redteam.jsonl  verdicts.jsonl  proposals.jsonl  constitution.in.yaml  revisions.jsonl
-               sft/ (adapter/ or model/, train_stats.json, job.json, checkpoints/)  eval.json  eval.replies.jsonl
-               summary.json
+               sft/ (adapter/ or model/, train_stats.json, job.json, checkpoints/)  dpo/ (adapter/, pairs/, ...)
+               eval.json  eval.replies.jsonl  summary.json
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ class EvalFiles:
     @property
     def replies(self) -> Path:
         return self.dir / "eval.replies.jsonl"
+
+    @property
+    def partial(self) -> Path:
+        """``eval.partial/``: answers a killed evaluation has already generated and judged (resumed from)."""
+        return self.dir / "eval.partial"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,18 @@ class IterationFiles(EvalFiles):
     @property
     def train_stats(self) -> Path:
         return self.sft / "train_stats.json"
+
+    @property
+    def dpo(self) -> Path:
+        return self.dir / "dpo"
+
+    @property
+    def dpo_adapter(self) -> Path:
+        return self.dpo / "adapter"
+
+    @property
+    def dpo_stats(self) -> Path:
+        return self.dpo / "train_stats.json"
 
     @property
     def summary(self) -> Path:

@@ -16,7 +16,7 @@ from iteralign.constitution import Constitution, save
 from iteralign.data.split import PromptSplit
 from iteralign.layout import IterationFiles
 from iteralign.ledger import Ledger
-from iteralign.records import Example, Prompt, Revision
+from iteralign.records import Example, PreferencePair, Prompt, Revision
 from iteralign.roles import Roles
 from iteralign.run import RunDir, read_jsonl, write_json
 from iteralign.steps import Steps
@@ -60,13 +60,14 @@ def align(cfg: RunConfig, run: RunDir) -> None:
         if failures:
             store = steps.propose(files, failures)
             revisions = steps.reflect(files, target, failures, store)
-            examples = [Example(id=r.id, prompt=r.prompt, completion=r.text) for r in revisions if r.kept]
-            summary |= {"principles": len(store.active()), "revisions": len(revisions),
-                        "revisions_kept": len(examples)}
+            kept = [r for r in revisions if r.kept]
+            examples = [Example(id=r.id, prompt=r.prompt, completion=r.text) for r in kept]
+            pairs = [PreferencePair.from_revision(r) for r in kept]
+            summary |= {"principles": len(store.active()), "revisions": len(revisions), "revisions_kept": len(kept)}
             count_uses(run, store)
             if examples and cfg.sft.enabled:
                 roles.release(target)  # frees its memory for training; reloaded if needed
-                tuned = steps.sft(files, target, examples + replay)
+                tuned = steps.train(files, target, examples + replay, pairs)
                 tuned_eval = steps.evaluate(tuned, split.held_out, files)
                 accepted, reasons = gate(cfg, accepted_eval, tuned_eval)
                 summary |= {"accepted": accepted, "gate_reasons": reasons, "target": tuned.model_dump()}
@@ -90,11 +91,17 @@ def align(cfg: RunConfig, run: RunDir) -> None:
 
 
 def pick_pool(cfg: RunConfig, split: PromptSplit, iteration: int) -> list[Prompt]:
-    """The training prompts red-teamed this iteration: all (default), the first ``pool_size``, or paper chunks."""
-    if cfg.redteam.chunk_size:
-        size = cfg.redteam.chunk_size
-        return split.train[iteration * size : (iteration + 1) * size]
-    return split.train[: cfg.redteam.pool_size] if cfg.redteam.pool_size else list(split.train)
+    """The training prompts red-teamed this iteration: the harmful ones (all, the first ``pool_size``, or the paper's
+    chunks) and ``contrast_ratio`` benign look-alikes per harmful prompt."""
+    harmful = [p for p in split.train if p.intent != "benign"]
+    benign = [p for p in split.train if p.intent == "benign"]
+    ratio = cfg.redteam.contrast_ratio
+    if cfg.redteam.chunk_size:  # each round its own chunk of both
+        size, share = cfg.redteam.chunk_size, round(cfg.redteam.chunk_size * ratio)
+        return harmful[iteration * size : (iteration + 1) * size] + benign[iteration * share : (iteration + 1) * share]
+    if cfg.redteam.pool_size:
+        harmful = harmful[: cfg.redteam.pool_size]
+    return harmful + benign[: round(len(harmful) * ratio)]
 
 
 def count_uses(run: RunDir, store: Constitution) -> None:

@@ -33,8 +33,10 @@ T = TypeVar("T")
 class Stage(Generic[T]):
     """One stage: manifest ``key``, ``output`` (file or folder), ``inputs`` (what the result depends on),
     ``compute`` (runs it, resuming any partial output), ``load`` (reads a finished result back; default: compute,
-    which for JSONL stages reads the log without calling a model) and ``finished`` (whether the output on disk is
-    complete even if the manifest missed the end, e.g. a kill between publishing an adapter and marking it done)."""
+    which for JSONL stages reads the log without calling a model), ``finished`` (whether the output on disk is
+    complete even if the manifest missed the end, e.g. a kill between publishing an adapter and marking it done) and
+    ``partial`` (files or folders beside the output that a killed ``compute`` continues from: set aside with the
+    output when the inputs change)."""
 
     key: str
     output: Path
@@ -42,6 +44,7 @@ class Stage(Generic[T]):
     compute: Callable[[], T]
     load: Callable[[], T] | None = None
     finished: Callable[[], bool] | None = None
+    partial: tuple[Path, ...] = ()
 
 
 def canonical(value: Any) -> Any:
@@ -79,7 +82,8 @@ class Runner:
         entry = self.run.manifest.stage(stage.key)
         if entry and entry.get("input_hash") != digest:
             log.warning("%s: inputs changed since it last ran; recomputing", stage.key)
-            set_aside(stage.output)
+            for path in (stage.output, *stage.partial):
+                set_aside(path)
         elif entry.get("status") == "done" or (entry and stage.finished is not None and stage.finished()):
             if entry.get("status") != "done":
                 self.run.manifest.mark(stage.key, status="done")

@@ -17,12 +17,12 @@ from iteralign.data.split import PromptSplit, SplitRecord, split_prompts
 from iteralign.layout import EvalFiles, IterationFiles
 from iteralign.models.base import ModelConfig
 from iteralign.pipeline import Runner, Stage
-from iteralign.records import Answer, Example, Prompt, Proposal, Revision
+from iteralign.records import Answer, Example, PreferencePair, Prompt, Proposal, Revision
 from iteralign.roles import Roles
 from iteralign.run import RunDir, write_json
 from iteralign.stages.batching import process
 from iteralign.stages.judge import judge_stage
-from iteralign.stages.propose import propose
+from iteralign.stages.propose import principle_kind, propose
 from iteralign.stages.redteam import redteam
 from iteralign.stages.reflect import reflect
 
@@ -39,26 +39,34 @@ class Steps:
         self.runner = Runner(run, roles.usage, roles.check_budget)
 
     def split(self) -> PromptSplit:
-        """Load the red-team prompts and split them into training and held-out parts (``split.json``)."""
-        prompts, reports = load_sources(self.cfg.redteam.sources)
-        settings = self.cfg.redteam.split
-        settings = settings.model_copy(update={"seed": self.cfg.run.seed if settings.seed is None else settings.seed})
+        """Load the red-team prompts and their benign look-alikes and split each into training and held-out parts
+        (``split.json``): held-out prompts of both kinds measure attack success and over-refusal."""
+        redteam = self.cfg.redteam
+        prompts, reports = load_sources(redteam.sources)
+        contrast, contrast_reports = load_sources(redteam.contrast) if redteam.contrast_ratio else ([], [])
+        reports += contrast_reports
+        settings = redteam.split.model_copy(
+            update={"seed": self.cfg.run.seed if redteam.split.seed is None else redteam.split.seed})
 
         def compute() -> PromptSplit:
-            split = split_prompts(prompts, settings)
-            if not split.held_out and self.cfg.asr_on_held_out():  # the config allows it only with < 2 prompts
-                raise DataError(f"{len(split.train)} distinct red-team prompt(s) in redteam.sources: too few to hold "
-                                "one out for redteam_asr in eval.benchmarks; add prompts, or give eval.redteam its "
-                                "own sources")
+            harmful = split_prompts(prompts, settings)
+            if not harmful.held_out and self.cfg.asr_on_held_out():  # the config allows it only with < 2 prompts
+                raise DataError(f"{len(harmful.train)} distinct red-team prompt(s) in redteam.sources: too few to "
+                                "hold one out for redteam_asr in eval.benchmarks; add prompts, or give eval.redteam "
+                                "its own sources")
+            split = harmful.joined(split_prompts(contrast, settings))
             write_json(self.layout.split, split.record.model_dump())
             self.run.manifest.mark("prompts", sources=[r.to_dict() for r in reports], train=len(split.train),
                                    held_out=len(split.held_out))
             return split
 
         def read() -> PromptSplit:
-            return PromptSplit.from_record(prompts, SplitRecord.model_validate_json(self.layout.split.read_text()))
+            record = SplitRecord.model_validate_json(self.layout.split.read_text())
+            return PromptSplit.from_record(prompts + contrast, record)
 
         inputs = {"prompts": [(p.id, p.intent) for p in prompts], "split": settings}
+        if contrast:
+            inputs["contrast"] = [(p.id, p.intent) for p in contrast]
         return self.runner(Stage("prompts", self.layout.split, inputs, compute, read, self.layout.split.exists))
 
     def replay(self) -> list[Example]:
@@ -94,14 +102,15 @@ class Steps:
 
         def compute() -> dict:
             replies: list = []
-            result = run_evals(model, self.cfg.eval, judge=panel, records=replies,
+            result = run_evals(model, self.cfg.eval, judge=panel, records=replies, work_dir=files.partial,
                                redteam_prompts=None if self.cfg.eval.redteam else held_out)
             write_result(result, files.result, replies)
             return result
 
         inputs = {"model": model, "eval": self.cfg.eval, "judge": panel, "held_out": held_out}
         return self.runner(Stage(f"{files.name}/eval", files.result, inputs, compute,
-                                 lambda: json.loads(files.result.read_text()), files.result.exists))
+                                 lambda: json.loads(files.result.read_text()), files.result.exists,
+                                 partial=(files.partial,)))
 
     def redteam(self, files: IterationFiles, target: ModelConfig, pool: list[Prompt]) -> list[Answer]:
         model, params = self.roles.get(target), self.cfg.redteam.generation
@@ -163,6 +172,34 @@ class Steps:
             failures, self.principle_chooser(store), reviser, panel, self.cfg.reflect, files.revisions,
             target.batch_size)))
 
+    def train(self, files: IterationFiles, target: ModelConfig, examples: list[Example],
+              pairs: list[PreferencePair]) -> ModelConfig:
+        """The iteration's training by ``train.objective``: SFT on ``examples``, DPO on ``pairs``, or SFT then DPO;
+        the config serving the tuned model."""
+        objective = self.cfg.train.objective
+        tuned = self.sft(files, target, examples) if "sft" in objective else target
+        return self.dpo(files, tuned, pairs) if "dpo" in objective and pairs else tuned
+
+    def dpo(self, files: IterationFiles, target: ModelConfig, pairs: list[PreferencePair]) -> ModelConfig:
+        """Preference training of ``target``'s LoRA adapter on ``pairs``; the config serving the tuned model."""
+        from iteralign.stages.dpo import train_dpo
+        from iteralign.stages.dpo_job import DPOJob
+
+        handle = self.roles.get(target)
+
+        def compute() -> dict:
+            return train_dpo(DPOJob(base=handle.backend.train_source(handle.spec), init_adapter=target.adapter,
+                                    pairs=pairs, out_dir=str(files.dpo), cfg=self.cfg.sft, dpo=self.cfg.train.dpo,
+                                    seed=self.cfg.run.seed, trust_remote_code=target.trust_remote_code,
+                                    chat_template=target.chat_template))
+
+        training = self.cfg.sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation"})
+        inputs = {"model": handle, "pairs": pairs, "sft": training, "dpo": self.cfg.train.dpo,
+                  "seed": self.cfg.run.seed}
+        self.runner(Stage(files.key("dpo"), files.dpo, inputs, compute, lambda: json.loads(files.dpo_stats.read_text()),
+                          lambda: files.dpo_adapter.is_dir() and files.dpo_stats.is_file()))
+        return handle.backend.tuned(target, str(files.dpo_adapter), "lora")
+
     def sft(self, files: IterationFiles, target: ModelConfig, examples: list[Example]) -> ModelConfig:
         """Fine-tune ``target`` on ``examples``; the config serving the tuned model."""
         from iteralign.stages.sft import run_sft
@@ -209,4 +246,5 @@ class Steps:
             found = (store.find_duplicate(text) for rec in self.proposals for text in rec.principles)
             current = list({p.id: p for p in found if p is not None and p.status != "disabled"}.values())
             return lambda failure: current
-        return lambda failure: store.relevant(failure.prompt.text, self.cfg.reflect.principles_k)
+        return lambda failure: store.relevant(failure.prompt.text, self.cfg.reflect.principles_k,
+                                              principle_kind(failure))

@@ -24,7 +24,10 @@ PIPELINE = ["replay.jsonl"] + [f"iter-{it:03d}/{name}.jsonl" for it in (0, 1)
 #: is not resumable mid-way and redoes at most its 6 prompts + 6 judge calls): the calls a kill may cost.
 CALLS_PER_KILL = 12
 #: The overrides every reliability run uses on top of ``loop_helpers.scripted_config``.
-BASE = {"run.cache": False, "eval.benchmarks": ["redteam_asr"]}
+#: The refusal -> paper cascade sends every answer that is not a refusal to the (scripted) oracle: many model calls
+#: to fault, kill and resume. Its verdicts on benign answers are crude; these tests compare runs, not verdicts.
+BASE = {"run.cache": False, "eval.benchmarks": ["redteam"],
+        "judge": {"judges": [{"kind": "refusal"}, {"kind": "paper"}], "combine": "cascade"}}
 
 
 def config(tmp: Path, *, latency: float = 0.0, name: str = "r", extra: dict | None = None) -> Path:

@@ -62,6 +62,17 @@ class PromptSplit:
             )
         return cls([by_id[i] for i in record.train], [by_id[i] for i in record.held_out], record)
 
+    def joined(self, other: "PromptSplit") -> "PromptSplit":
+        """This split followed by another one (e.g. the benign contrast prompts); a prompt in both stays in this one."""
+        seen = set(self.record.train + self.record.held_out)
+        train = self.train + [p for p in other.train if p.id not in seen]
+        held_out = self.held_out + [p for p in other.held_out if p.id not in seen]
+        record = self.record.model_copy(update={
+            "n_input": self.record.n_input + other.record.n_input,
+            "n_duplicates": self.record.n_duplicates + other.record.n_duplicates,
+            "train": [p.id for p in train], "held_out": [p.id for p in held_out]})
+        return PromptSplit(train, held_out, record)
+
 
 def dedupe(prompts: Iterable[Prompt]) -> tuple[list[Prompt], int]:
     """Drop prompts whose normalised text was seen before; return the kept prompts and the number dropped."""

@@ -44,6 +44,7 @@ class EvalContext:
     redteam_prompts: Sequence[Prompt] | None = None
     progress: bool = True
     seed: int = 0
+    work_dir: Path | None = None  # where a generating benchmark logs judged answers as it goes (resumable)
 
 
 @dataclass

@@ -68,12 +68,14 @@ class EvalConfig(BaseModel):
 def run_evals(
     model: Any, benchmarks: Sequence[str], data_dir: str | Path | None = None, limit: int | None = None,
     judge: "JudgePanel | None" = None, redteam_prompts: Sequence[Prompt] | None = None, *, max_new_tokens: int = 128,
-    progress: bool = True, records: list[EvalReply] | None = None,
+    progress: bool = True, records: list[EvalReply] | None = None, work_dir: Path | None = None,
 ) -> dict:
-    """Evaluate ``model`` on ``benchmarks``; the generated, judged answers are appended to ``records`` if given."""
+    """Evaluate ``model`` on ``benchmarks``; the generated, judged answers are appended to ``records`` if given.
+    With ``work_dir``, generating benchmarks log their judged answers there as they go, and a rerun after a kill
+    continues from them."""
     names = expand(benchmarks)
     ctx = EvalContext(model, data_dir, limit, GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0),
-                      judge, redteam_prompts, progress)
+                      judge, redteam_prompts, progress, work_dir=work_dir)
     results: dict[str, Score] = {}
     seconds: dict[str, float] = {}
     for group in dict.fromkeys(owner(n) for n in names):
@@ -93,12 +95,12 @@ def run_evals(
 
 def evaluate(model: Any, cfg: EvalConfig, judge: "JudgePanel | None" = None,
              redteam_prompts: Sequence[Prompt] | None = None, progress: bool = True,
-             records: list[EvalReply] | None = None) -> dict:
+             records: list[EvalReply] | None = None, work_dir: Path | None = None) -> dict:
     """``run_evals`` driven by an ``EvalConfig`` (explicit ``redteam_prompts`` win over ``cfg.redteam``)."""
     if redteam_prompts is None and cfg.redteam:
         redteam_prompts = [p for source in cfg.redteam for p in load_prompts(source)]
     return run_evals(model, cfg.benchmarks, cfg.data_dir, cfg.limit, judge, redteam_prompts,
-                     max_new_tokens=cfg.max_new_tokens, progress=progress, records=records)
+                     max_new_tokens=cfg.max_new_tokens, progress=progress, records=records, work_dir=work_dir)
 
 
 def format_table(result: dict) -> str:

@@ -21,6 +21,13 @@ from iteralign.types import GenerationParams, Strict
 
 class RedTeamConfig(Strict):
     sources: list[PromptSourceConfig] = Field(description="Where red-team prompts come from.")
+    contrast: list[PromptSourceConfig] = Field(
+        default_factory=lambda: [PromptSourceConfig(builtin="contrast")],
+        description="Benign look-alikes of red-team prompts (they sound risky, a good answer helps): red-teamed "
+        "beside the harmful prompts so that the loop also finds and fixes over-refusals; split like `sources`.")
+    contrast_ratio: float = Field(
+        1.0, ge=0, description="Benign contrast prompts per harmful prompt in each iteration's pool (1.0 = as many; "
+        "0 = one-sided, the paper's loop).")
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train / held-out split (held-out prompts "
                                "are only used to measure attack success).")
     pool_size: int | None = Field(None, ge=1, description="Training prompts red-teamed per iteration (None = all).")

@@ -1,0 +1,47 @@
+"""The ``train:`` section (which objective each iteration trains with) and the job of one DPO run.
+
+``objective``: ``sft`` trains on the kept revisions (and replay answers) as targets; ``dpo`` trains on preference
+pairs, each kept revision chosen over the failed answer it replaces, for both failure kinds (a refusal over a harmful
+compliance, an answer over an over-refusal); ``sft+dpo`` does SFT, then DPO from the SFT model, in one iteration.
+DPO trains a LoRA adapter (the ``sft:`` section's LoRA settings, batch size, length and precision) whose reference is
+the same weights before this round (TRL: the adapter disabled, or a frozen copy of a warm-started adapter): no second
+model copy. Kept apart from ``stages/dpo.py`` (which imports torch and TRL), like ``sft_job``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from iteralign.records import PreferencePair
+from iteralign.stages.sft_job import SFTConfig
+from iteralign.types import Strict
+
+
+class DPOSettings(Strict):
+    beta: float = Field(0.1, gt=0, description="DPO's beta: how far the policy may move from the reference.")
+    learning_rate: float = Field(5e-5, gt=0)
+    epochs: float = Field(2.0, gt=0)
+    loss_type: str = Field("sigmoid", description="TRL's DPO loss (sigmoid is the paper's; also ipo, hinge, ...).")
+
+
+class TrainConfig(Strict):
+    objective: Literal["sft", "dpo", "sft+dpo"] = Field(
+        "sft", description="sft: targets; dpo: preference pairs (revision over failed answer); sft+dpo: both, "
+        "in order.")
+    dpo: DPOSettings = Field(default_factory=DPOSettings)
+
+
+class DPOJob(Strict):
+    """Everything one DPO run needs (the same fields as ``SFTJob`` where they mean the same)."""
+
+    base: str
+    init_adapter: str | None = None
+    pairs: list[PreferencePair]
+    out_dir: str
+    cfg: SFTConfig
+    dpo: DPOSettings = Field(default_factory=DPOSettings)
+    seed: int = 0
+    trust_remote_code: bool = False
+    chat_template: str | None = None
