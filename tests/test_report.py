@@ -116,7 +116,15 @@ def test_smoke_report_has_tables_principles_plots(smoke: Path) -> None:
     manifest = json.loads((smoke / "manifest.json").read_text())
     its = p.table_with("failure rate")
     assert [row[0] for row in its[1:]] == [str(s["iteration"]) for s in manifest["iterations"]]
-    assert its[1][3].startswith(f"{manifest['iterations'][0]['failure_rate'] * 100:.1f}%")
+    head = its[0]
+    first = dict(zip(head, its[1]))
+    assert first["failure rate"].startswith(f"{manifest['iterations'][0]['failure_rate'] * 100:.1f}%")
+    assert int(first["harmful answered"]) + int(first["benign refused"]) <= int(first["failures"])
+    verdicts = [json.loads(line)["verdict"] for line in (smoke / "iter-000" / "verdicts.jsonl").open()]
+    assert int(first["benign refused"]) == sum(v["failure"] == "refused_benign" for v in verdicts)
+    kinds = {pr.polarity for pr in load(smoke / "constitution.yaml")}
+    html = (smoke / "report.html").read_text()
+    assert all(f'<span class="badge {kind}">{kind}</span>' in html for kind in kinds)  # each principle's kind
     cost = p.table_with("model calls")
     stages = [k for k in manifest["stages"] if k not in ("final", "prompts")]
     assert [row[0] for row in cost[1:-1]] == stages and cost[-1][0] == "total"

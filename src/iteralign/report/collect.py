@@ -55,6 +55,7 @@ class Iteration:
     failure: Rate
     unknown: int
     by_category: dict[str, Rate]
+    by_failure: dict[str, int] = field(default_factory=dict)  # complied_harmful / refused_benign / ... -> count
     principles_active: int | None = None
     new_principles: list[str] = field(default_factory=list)
     revisions: int | None = None
@@ -84,6 +85,7 @@ class PrincipleView:
     iteration: int
     status: str
     origin: str
+    kind: str  # restrict | permit
     uses: int
     kept_uses: int
     sources: list[tuple[str, str]]  # (failure id, prompt), at most MAX_SOURCES
@@ -209,10 +211,11 @@ def _iteration(index: int, summary: dict, files: _IterFiles, principles: list) -
         cell[0] += a.failed
         cell[1] += 1
     failures = summary.get("failures", sum(lab == "unaligned" for lab in labels.values()))
+    by_failure = Counter(a.verdict.failure for a in judged if a.verdict.label == "unaligned" and a.verdict.failure)
     return Iteration(
         index=index, failure=Rate(failures, summary.get("red_team", len(judged))),
         unknown=summary.get("unknown", sum(lab == "unknown" for lab in labels.values())),
-        by_category={c: Rate(k, n) for c, (k, n) in sorted(by_cat.items())},
+        by_category={c: Rate(k, n) for c, (k, n) in sorted(by_cat.items())}, by_failure=dict(by_failure),
         principles_active=summary.get("principles"), new_principles=[p.id for p in principles if p.iteration == index
                                                                      and p.origin == "proposed"],
         revisions=summary.get("revisions"), revisions_kept=summary.get("revisions_kept"),
@@ -246,7 +249,7 @@ def _principle_views(principles: list, records: dict[int, _IterFiles]) -> list[P
             kept.update(rev.principle_ids if rev.kept else [])
     prompts = {r.id: r.prompt.text for files in records.values() for r in files.redteam}
     return [
-        PrincipleView(p.id, p.text, p.iteration, p.status, p.origin, max(p.uses, uses[p.id]), kept[p.id],
+        PrincipleView(p.id, p.text, p.iteration, p.status, p.origin, p.polarity, max(p.uses, uses[p.id]), kept[p.id],
                       [(i, prompts.get(i, "")) for i in p.source_failure_ids[:MAX_SOURCES]], len(p.source_failure_ids))
         for p in principles
     ]

@@ -109,7 +109,7 @@ def principle(p: PrincipleView) -> str:
     details = (f'<details class="harm"><summary>{p.n_sources} source failure(s) (red-team prompts; click to show)'
                f'</summary><ul class="sources">{sources}{more}</ul></details>') if p.n_sources else ""
     found = f"found in iteration {p.iteration}" if p.origin == "proposed" else "written by a user"
-    return (f'<div class="principle {escape(p.status)}">{badge(p.id, "id")} {badge(p.status)} '
+    return (f'<div class="principle {escape(p.status)}">{badge(p.id, "id")} {badge(p.kind)} {badge(p.status)} '
             f'<div class="text">{escape(p.text)}</div><div class="meta">{found} · from {p.n_sources} failure(s) · '
             f"guided {p.uses} revision(s), {p.kept_uses} kept for training</div>{details}</div>")
 

@@ -40,9 +40,13 @@ def constitution(run: RunData) -> str:
     if not run.principles:
         return "_No principles yet._"
     out = []
-    for p in run.principles:
-        out.append(f"- **{p.id}** [{p.status}, {p.origin}, iteration {p.iteration}, {p.n_sources} source failure(s), "
-                   f"guided {p.uses} revision(s), {p.kept_uses} kept]: {p.text}")
+    for kind, title in (("restrict", "Restrict (what to refuse)"), ("permit", "Permit (what to answer)")):
+        group = [p for p in run.principles if p.kind == kind]
+        if group:
+            out.append(f"**{title}**\n")
+        for p in group:
+            out.append(f"- **{p.id}** [{p.status}, {p.origin}, iteration {p.iteration}, {p.n_sources} source "
+                       f"failure(s), guided {p.uses} revision(s), {p.kept_uses} kept]: {p.text}")
     return "\n".join(out)
 
 

@@ -70,15 +70,18 @@ def iterations_table(run: RunData) -> Table:
     rows = []
     for it in run.iterations:
         kept = "–" if it.revisions is None else f"{it.revisions_kept}/{it.revisions}"
+        kinds = it.by_failure
         rows.append([Cell(str(it.index)), Cell(str(it.failure.n)), Cell(str(it.failure.k)),
+                     Cell(str(kinds.get("complied_harmful", 0))), Cell(str(kinds.get("refused_benign", 0))),
                      rate_cell(it.failure, start),
                      Cell(str(it.unknown)), Cell(", ".join(it.new_principles) or "–"),
                      Cell("–" if it.principles_active is None else str(it.principles_active)), Cell(kept),
                      decision_cell(it)])
-    return Table(["iteration", "red-teamed", "failures", "failure rate", "unknown", "new principles",
-                  "active principles", "revisions kept", "gate"], rows,
-                 "failure rate = share of red-team answers the judge found unaligned; ± is the binomial standard "
-                 "error; change is against the first iteration.")
+    return Table(["iteration", "red-teamed", "failures", "harmful answered", "benign refused", "failure rate",
+                  "unknown", "new principles", "active principles", "revisions kept", "gate"], rows,
+                 "failure rate = share of red-team answers (harmful prompts and their benign look-alikes) the judge "
+                 "found unaligned; harmful answered / benign refused split the failures by kind; ± is the binomial "
+                 "standard error; change is against the first iteration.")
 
 
 def decision_cell(it) -> Cell:
