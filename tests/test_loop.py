@@ -172,3 +172,28 @@ def test_replay_draws_from_the_configured_prompts(tmp_path):
     extra |= {"sft.replay_from": "reviser", "run.name": "from-reviser"}
     run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))
     assert all(r["response"].startswith("I can't help") for r in read_jsonl(run / "replay.jsonl"))  # the reviser's
+
+
+def test_benign_twins_of_answered_harmful_prompts_join_the_next_pool(tmp_path):
+    """The oracle writes a look-alike of each harmful prompt the target answered; those it then judges benign are
+    red-teamed in the next iteration as benign prompts (the scripted oracle calls the hacking ones harmful)."""
+    run = run_loop(load_config(scripted_config(tmp_path)))
+    failed = [a for a in read_jsonl(run / "iter-000" / "verdicts.jsonl")
+              if a["verdict"]["failure"] == "complied_harmful"]
+    twins = read_jsonl(run / "iter-000" / "lookalikes.jsonl")
+    assert [t["id"] for t in twins] == [a["id"] for a in failed][:8]  # redteam.lookalikes.per_iteration
+    rejected = [t for t in twins if not t["kept"]]
+    assert rejected and all("hack" in t["text"] or "exploit" in t["text"] for t in rejected)
+    pool = {r["prompt"]["text"]: r["prompt"] for r in read_jsonl(run / "iter-001" / "redteam.jsonl")}
+    for twin in twins:
+        assert (twin["text"] in pool) == twin["kept"]
+        if twin["kept"]:
+            assert pool[twin["text"]]["intent"] == "benign" and pool[twin["text"]]["source"] == "lookalike"
+    held_out = set(json.loads((run / "split.json").read_text())["held_out"])
+    assert not held_out & {p["id"] for p in pool.values()}
+
+
+def test_no_twins_when_turned_off(tmp_path):
+    run = run_loop(load_config(scripted_config(tmp_path, extra={"redteam.lookalikes": {"per_iteration": 0}})))
+    assert not (run / "iter-000" / "lookalikes.jsonl").exists()
+    assert len(read_jsonl(run / "iter-001" / "redteam.jsonl")) == len(read_jsonl(run / "iter-000" / "redteam.jsonl"))

@@ -23,7 +23,7 @@ from iteralign.models.backends import ScriptedBackend
 from loop_helpers import REPO, calls, scripted_config
 
 ALL = {"prompts", "replay", "baseline/eval"} | {f"iter-{i:03d}/{s}" for i in (0, 1) for s in
-                                                 ("redteam", "judge", "propose", "reflect", "sft", "eval")}
+                                                 ("redteam", "judge", "lookalikes", "propose", "reflect", "sft", "eval")}
 AFTER_ITER0_SFT = {"iter-000/eval", "iter-001/redteam", "iter-001/sft", "iter-001/eval"}
 
 
@@ -109,7 +109,8 @@ def test_new_adapter_bytes_recompute_what_uses_the_tuned_model_not_the_training(
 def test_another_oracle_reproposes_and_revises_only(tmp_path, finished):
     oracle = rules_file(tmp_path, "oracle", **{"Failures marked by the reviewer": "1. Be kind.\n2. Be safe."})
     redone, n = rerun(tmp_path, finished[1], models__oracle={"spec": oracle, "batch_size": 4})
-    assert redone == {"iter-000/propose", "iter-000/reflect", "iter-001/propose", "iter-001/reflect"} and n > 0
+    # the oracle also writes the look-alikes: rewritten the same, so iter-001's pool and red-team answers are reused
+    assert redone == {f"iter-00{i}/{s}" for i in (0, 1) for s in ("lookalikes", "propose", "reflect")} and n > 0
 
 
 def test_another_reviser_revises_and_retrains(tmp_path, finished):

@@ -3,7 +3,7 @@
     runs/<name>/
       config.yaml  manifest.json  ledger.json  constitution.yaml  split.json  replay.jsonl  report.md  report.html
       baseline/eval.json  baseline/eval.replies.jsonl
-      iter-000/redteam.jsonl  verdicts.jsonl  proposals.jsonl  constitution.in.yaml  revisions.jsonl
+      iter-000/redteam.jsonl  verdicts.jsonl  lookalikes.jsonl  proposals.jsonl  constitution.in.yaml  revisions.jsonl
                sft/ (adapter/ or model/, train_stats.json, job.json, checkpoints/)  dpo/ (adapter/, pairs/, ...)
                eval.json  eval.replies.jsonl  summary.json
 """
@@ -81,6 +81,10 @@ class IterationFiles(EvalFiles):
     @property
     def train_stats(self) -> Path:
         return self.sft / "train_stats.json"
+
+    @property
+    def lookalikes(self) -> Path:
+        return self.dir / "lookalikes.jsonl"
 
     @property
     def dpo(self) -> Path:

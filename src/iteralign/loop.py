@@ -46,14 +46,18 @@ def align(cfg: RunConfig, run: RunDir) -> None:
     replay = steps.replay()
     target = cfg.models.target
     accepted_eval = steps.evaluate(target, split.held_out, run.layout.baseline)
+    twins: dict[str, Prompt] = {}  # the oracle's benign look-alikes of earlier harmful failures
+    held_out = {p.id for p in split.held_out}
     for it in range(cfg.stop.max_iterations):
         files = run.layout.iteration(it)
         pool = pick_pool(cfg, split, it)
         if not pool:
             break  # paper mode: every chunk has been red-teamed
+        pool += [p for p in twins.values() if p.id not in {q.id for q in pool}]
         files.dir.mkdir(exist_ok=True)
         answers = steps.judge(files, steps.redteam(files, target, pool))
         failures = [a for a in answers if a.failed]
+        twins |= {p.id: p for p in steps.lookalikes(files, failures) if p.id not in held_out}
         summary = {"iteration": it, "red_team": len(answers), "failures": len(failures),
                    "unknown": sum(a.verdict.label == "unknown" for a in answers),
                    "failure_rate": len(failures) / max(1, len(answers))}

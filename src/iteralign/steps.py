@@ -125,6 +125,21 @@ class Steps:
                                  lambda: judge_stage(answers, panel, files.verdicts,
                                                      self.cfg.models.oracle.batch_size)))
 
+    def lookalikes(self, files: IterationFiles, failures: list[Answer]) -> list[Prompt]:
+        """Benign twins of harmful prompts the target answered, written and intent-checked by the oracle
+        (``lookalikes.jsonl``); only those judged benign are returned."""
+        from iteralign.stages.lookalike import candidates, write_lookalikes
+
+        cfg = self.cfg.redteam.lookalikes
+        chosen = candidates(failures, cfg)
+        if not chosen or not self.cfg.redteam.contrast_ratio:
+            return []
+        oracle, batch = self.roles.oracle, self.cfg.models.oracle.batch_size
+        records = self.runner(Stage(files.key("lookalikes"), files.lookalikes,
+                                    {"oracle": oracle, "lookalikes": cfg, "failures": chosen},
+                                    lambda: write_lookalikes(chosen, oracle, cfg, files.lookalikes, batch)))
+        return [r.prompt() for r in records if r.kept]
+
     def propose(self, files: IterationFiles, failures: list[Answer]) -> Constitution:
         """Principles proposed from the failures and added, deduplicated, to the store in ``constitution.yaml``.
 

@@ -16,6 +16,7 @@ from iteralign.data.split import SplitConfig
 from iteralign.models.base import ChatModel
 from iteralign.records import Answer, Prompt
 from iteralign.stages.batching import process
+from iteralign.stages.lookalike import LookalikeConfig
 from iteralign.types import GenerationParams, Strict
 
 
@@ -28,6 +29,9 @@ class RedTeamConfig(Strict):
     contrast_ratio: float = Field(
         1.0, ge=0, description="Benign contrast prompts per harmful prompt in each iteration's pool (1.0 = as many; "
         "0 = one-sided, the paper's loop).")
+    lookalikes: LookalikeConfig = Field(
+        default_factory=LookalikeConfig, description="Oracle-written benign twins of the harmful prompts the target "
+        "answered, red-teamed in the next iteration (kept only when the oracle judges them benign).")
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train / held-out split (held-out prompts "
                                "are only used to measure attack success).")
     pool_size: int | None = Field(None, ge=1, description="Training prompts red-teamed per iteration (None = all).")
