@@ -67,6 +67,7 @@ def train(job: SFTJob) -> dict:
     from iteralign.progress import mode as progress_mode
     from iteralign.stages.sft_callbacks import StepLog, StepTimer
     from iteralign.stages.sft_guard import check_disk, resume_point
+    from iteralign.stages.sft_loss import answer_loss_trainer
     from iteralign.stages.sft_model import load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
 
@@ -86,8 +87,9 @@ def train(job: SFTJob) -> dict:
         disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
     )
     timer = StepTimer()
-    trainer = SFTTrainer(model=load_model(job), args=args, train_dataset=to_dataset(job.examples),
-                         processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
+    trainer_cls = answer_loss_trainer(SFTTrainer)  # loss on answer tokens only, in chunks, no padding: sft_loss
+    trainer = trainer_cls(model=load_model(job), args=args, train_dataset=to_dataset(job.examples),
+                          processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
     if args.disable_tqdm:  # off a terminal: our one line per step instead of the Trainer's printed log dicts
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(StepLog())
