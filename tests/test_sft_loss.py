@@ -98,3 +98,39 @@ def test_head_unpad_and_segments_equal_trl_fused_head_float32(smol_path):
     assert torch.allclose(loss_o, loss_t, rtol=1e-6) and torch.allclose(ent_o, ent_t, rtol=1e-5)
     assert int(top_o) == int(top_t)
     assert float((grad_o - grad_t).norm() / grad_t.norm()) < 1e-5
+
+
+@pytest.mark.model
+def test_dpo_reference_logprobs_through_our_head_cached_beside_the_dataset(smol_path, tmp_path):
+    """TRL's DPOTrainer with ``answer_head_trainer``: the precomputed reference log-probabilities are the plain model's
+    (summed over the answer tokens), cached beside a dataset saved in the run folder, and a training step runs."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from iteralign.stages.sft_loss import answer_head_trainer
+
+    rows = [{"prompt": [{"role": "user", "content": f"How do I open lock {i}?"}],
+             "chosen": [{"role": "assistant", "content": "I can't help with that; a locksmith can."}],
+             "rejected": [{"role": "assistant", "content": f"Sure: first, take pin {i}."}]} for i in range(2)]
+    Dataset.from_list(rows).save_to_disk(tmp_path / "data")
+    data = Dataset.load_from_disk(str(tmp_path / "data"))
+    model = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)
+    args = DPOConfig(output_dir=str(tmp_path / "ckpt"), per_device_train_batch_size=2, max_steps=1,
+                     precompute_ref_log_probs=True, report_to="none", use_cpu=True, save_strategy="no", bf16=False)
+    trainer = answer_head_trainer(DPOTrainer)(model=model, args=args, train_dataset=data,
+                                              processing_class=AutoTokenizer.from_pretrained(smol_path),
+                                              peft_config=LoraConfig(r=4, target_modules=["q_proj"]))
+    assert trainer._answer_head
+    assert any(p.name.startswith("cache-") for p in (tmp_path / "data").iterdir())  # reusable on resume
+    plain = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)
+    for row in trainer.train_dataset:
+        for side in ("chosen", "rejected"):
+            ids = torch.tensor([row["prompt_ids"] + row[f"{side}_ids"]])
+            with torch.no_grad():
+                logp = torch.log_softmax(plain(input_ids=ids).logits[0, :-1].float(), -1)
+            n = len(row["prompt_ids"])
+            want = logp[n - 1:].gather(1, ids[0, n:, None]).sum()
+            assert abs(float(want) - row[f"ref_{side}_logps"]) < 1e-3
+    assert trainer.train().training_loss > 0

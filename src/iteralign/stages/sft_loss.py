@@ -245,6 +245,34 @@ class AnswerLossMixin:
         return loss
 
 
+class AnswerHeadMixin:
+    """Put before TRL's ``DPOTrainer`` (or another trainer that calls the fused head): our head for the policy, the
+    separate reference model if any, and the reference log-probabilities that ``precompute_ref_log_probs=True``
+    computes once, inside ``DPOTrainer.__init__``, right after TRL installed its own head."""
+
+    answer_metrics: tuple[str, ...] = METRICS  # DPOTrainer logs entropy, mean logits and top-1 accuracy
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._install_answer_heads()
+
+    def _install_answer_heads(self) -> None:
+        if not getattr(self, "_answer_head", False):
+            self._answer_head = install_answer_head(self.model, self.answer_metrics)
+            if getattr(self, "ref_model", None) is not None:
+                install_answer_head(self.ref_model)
+
+    def _precompute_ref_logps(self, *args, **kwargs):  # TRL's hook, called from __init__ when precomputing
+        self._install_answer_heads()
+        return super()._precompute_ref_logps(*args, **kwargs)
+
+
+@functools.cache
+def answer_head_trainer(trainer_cls: type) -> type:
+    """``trainer_cls`` (TRL's ``DPOTrainer``) with ``AnswerHeadMixin`` in front; same arguments."""
+    return type(f"AnswerHead{trainer_cls.__name__}", (AnswerHeadMixin, trainer_cls), {})
+
+
 @functools.cache
 def answer_loss_trainer(trainer_cls: type) -> type:
     """``trainer_cls`` (TRL's ``SFTTrainer``) with ``AnswerLossMixin`` in front: ``answer_loss_trainer(SFTTrainer)(...)``
