@@ -10,6 +10,8 @@ tree's ``src`` first (the same venv and libraries). Before each round the roofli
   new tokens -> generated tokens/s; ceiling ``min(copy bandwidth / bf16 weight bytes x 16, bf16 flops / 2P)``;
 * ``sft``: the SFT stage (``stages.sft.train``) as bench/sft.py runs it: LoRA, bf16, batch 4, 16 examples of
   ~25-200 answer tokens, one epoch -> non-padding tokens/s inside optimizer steps; ceiling ``bf16 flops / 4P``;
+* ``revise``: the same as ``decode`` with the default run's 1.5B reviser/oracle (Qwen2.5-Coder-1.5B, bf16), 8 of
+  the prompts at batch 8, 48 new tokens;
 * ``score``: ``HFModel.loglikelihood`` on the first 100 TruthfulQA questions (MC1 + MC2 requests), bf16, batch 16
   -> token positions run per second (input-embedding hook, as bench/compare_lm_eval.py counts them).
 
@@ -50,7 +52,8 @@ def _profiled(fn, profile: bool) -> tuple[object, list | None]:
                   "share": round(e.self_cpu_time_total / total, 3)} for e in events[:12]]
 
 
-def work_decode(profile: bool) -> dict:
+def work_decode(profile: bool, name: str = "smollm2-135m-instruct", batch: int = 16, prompts: int = 32,
+                new_tokens: int = 64) -> dict:
     from generation import PROMPTS
 
     from iteralign.models.base import ModelConfig
@@ -58,10 +61,10 @@ def work_decode(profile: bool) -> dict:
     from iteralign.models.offline import ensure_converted
     from iteralign.types import GenerationParams, user
 
-    path = ensure_converted("smollm2-135m-instruct")
-    model = HFModel.load(str(path), ModelConfig(spec=f"hf:{path}", dtype="bfloat16", batch_size=16, device="cpu"))
+    path = ensure_converted(name)
+    model = HFModel.load(str(path), ModelConfig(spec=f"hf:{path}", dtype="bfloat16", batch_size=batch, device="cpu"))
     model.generate([user("Hi")], GenerationParams(max_new_tokens=4))  # warm-up
-    convs, params = [user(p) for p in PROMPTS], GenerationParams(max_new_tokens=64)
+    convs, params = [user(p) for p in PROMPTS[:prompts]], GenerationParams(max_new_tokens=new_tokens)
     t0, c0 = time.perf_counter(), time.process_time()
     out = model.generate(convs, params)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -115,14 +118,21 @@ def work_score(profile: bool) -> dict:
             "scores": {k: v["score"] for k, v in scores.items()}, "profile": top}
 
 
-WORK = {"decode": work_decode, "sft": work_sft, "score": work_score}
+def work_revise(profile: bool) -> dict:
+    """The default run's reviser and oracle: Qwen2.5-Coder-1.5B in bf16, 8 prompts at batch 8, 48 new tokens."""
+    return work_decode(profile, "qwen2.5-coder-1.5b-instruct", batch=8, prompts=8, new_tokens=48)
+
+
+WORK = {"decode": work_decode, "sft": work_sft, "score": work_score, "revise": work_revise}
+PARAMS_OF = {"revise": 1_543_714_304}  # Qwen2.5-Coder-1.5B (untied head); the others: SmolLM2-135M
 
 
 def ceiling(work: str, lim: dict) -> tuple[float, str]:
     """The bound of a workload's figure under the limits ``lim`` (same threads)."""
-    bf16 = lim["matmul_bfloat16_gflops"] * 1e9
-    if work == "decode":
-        memory, compute = lim["copy_gbs"] * 1e9 / (2 * PARAMS) * 16, bf16 / (2 * PARAMS)
+    bf16, params = lim["matmul_bfloat16_gflops"] * 1e9, PARAMS_OF.get(work, PARAMS)
+    if work in ("decode", "revise"):
+        batch = 8 if work == "revise" else 16
+        memory, compute = lim["copy_gbs"] * 1e9 / (2 * params) * batch, bf16 / (2 * params)
         return (memory, "memory") if memory < compute else (compute, "compute")
     return (bf16 / (4 * PARAMS), "compute 4P") if work == "sft" else (bf16 / (2 * PARAMS), "compute 2P")
 
@@ -144,7 +154,7 @@ def main() -> None:
     ap.add_argument("--base", type=Path, required=False, help="the other source tree (its src/ is used)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--only", nargs="+", choices=list(WORK), default=list(WORK))
+    ap.add_argument("--only", nargs="+", choices=list(WORK), default=["decode", "sft", "score"])
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "ab.json")
     ap.add_argument("--worker", choices=list(WORK), help=argparse.SUPPRESS)

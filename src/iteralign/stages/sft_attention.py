@@ -4,8 +4,9 @@ A padding-free batch (``sft_loss.unpad``, or TRL's packing) lays its sequences e
 ids restarting at each. transformers' ``sdpa`` then attends over the whole row under a block-diagonal mask: work
 quadratic in the row's length, most of it masked out, and on CPU the backward of SDPA's flash kernel with a mask
 was the largest single cost of a LoRA step (24% of bf16 SFT time in the profile of BENCHMARKS.md). Here each
-sequence of the row is attended on its own (causal SDPA, grouped-query heads without copies): the same result,
-without the masked blocks. Anything else (several rows, a cache, one sequence) goes to transformers' ``sdpa``.
+sequence of the row is attended on its own (causal SDPA, grouped-query heads without copies, in float32, whose CPU
+kernel ran forward + backward in 14 ms where bf16 took 22 and the masked row 29: bench note in BENCHMARKS.md): the
+same result, without the masked blocks. Anything else (several rows, a cache, one sequence) goes to transformers' ``sdpa``.
 
 ``use_segment_attention(model)`` registers the function under ``NAME`` with transformers' ``AttentionInterface``
 (masks built as for ``sdpa``) and switches a model that uses ``sdpa`` to it.
@@ -41,10 +42,13 @@ def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_m
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     gqa = getattr(module, "num_key_value_groups", 1) > 1
+    q, k, v = query, key, value
+    if query.device.type == "cpu":  # CPU's flash kernel: float32 forward + backward ~1.5x faster than bf16
+        q, k, v = query.float(), key.float(), value.float()
     out = torch.cat([torch.nn.functional.scaled_dot_product_attention(
-        query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=dropout, scale=scaling, is_causal=True,
-        enable_gqa=gqa) for s, e in spans], dim=2)
-    return out.transpose(1, 2).contiguous(), None
+        q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
+        for s, e in spans], dim=2)
+    return out.to(query.dtype).transpose(1, 2).contiguous(), None
 
 
 def use_segment_attention(model: Any) -> bool:
