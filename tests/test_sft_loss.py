@@ -134,3 +134,35 @@ def test_dpo_reference_logprobs_through_our_head_cached_beside_the_dataset(smol_
             want = logp[n - 1:].gather(1, ids[0, n:, None]).sum()
             assert abs(float(want) - row[f"ref_{side}_logps"]) < 1e-3
     assert trainer.train().training_loss > 0
+
+
+@pytest.mark.model
+def test_sft_trainer_mixin_loss_equals_trl_and_metrics_only_on_request(smol_path, tmp_path):
+    """One optimizer step of TRL's SFTTrainer, plain and with the mixin (metrics off, then on): same loss."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from iteralign.stages.sft_loss import answer_loss_trainer
+
+    rows = [{"prompt": [{"role": "user", "content": f"Say something about {t}."}],
+             "completion": [{"role": "assistant", "content": f"{t.capitalize()} is interesting. " * n}]}
+            for t, n in (("rain", 1), ("the sea", 4))]  # different lengths: the batch is padded
+
+    def step(cls) -> dict:
+        torch.manual_seed(0)
+        args = SFTConfig(output_dir=str(tmp_path / cls.__name__), per_device_train_batch_size=2, max_steps=1,
+                         learning_rate=1e-4, report_to="none", use_cpu=True, bf16=False, save_strategy="no",
+                         logging_steps=1, completion_only_loss=True)
+        trainer = cls(model=AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32), args=args,
+                      train_dataset=Dataset.from_list(rows), processing_class=AutoTokenizer.from_pretrained(smol_path))
+        trainer.train()
+        return trainer.state.log_history[0]
+
+    plain, fast, with_metrics = step(SFTTrainer), step(answer_loss_trainer(SFTTrainer)), step(
+        answer_loss_trainer(SFTTrainer, metrics=True))
+    assert abs(fast["loss"] - plain["loss"]) < 1e-4 and abs(with_metrics["loss"] - plain["loss"]) < 1e-4
+    assert "entropy" in plain and "entropy" not in fast and "mean_token_accuracy" not in fast
+    assert abs(with_metrics["entropy"] - plain["entropy"]) < 1e-3
+    assert with_metrics["mean_token_accuracy"] == plain["mean_token_accuracy"]
+    assert fast["num_tokens"] == plain["num_tokens"]  # padding is not counted either way

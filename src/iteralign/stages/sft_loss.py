@@ -274,7 +274,7 @@ def answer_head_trainer(trainer_cls: type) -> type:
 
 
 @functools.cache
-def answer_loss_trainer(trainer_cls: type) -> type:
+def answer_loss_trainer(trainer_cls: type, metrics: bool = False) -> type:
     """``trainer_cls`` (TRL's ``SFTTrainer``) with ``AnswerLossMixin`` in front: ``answer_loss_trainer(SFTTrainer)(...)``
-    takes the same arguments."""
-    return type(f"AnswerLoss{trainer_cls.__name__}", (AnswerLossMixin, trainer_cls), {})
+    takes the same arguments. ``metrics=True`` logs TRL's per-step entropy and token accuracy (extra passes)."""
+    return type(f"AnswerLoss{trainer_cls.__name__}", (AnswerLossMixin, trainer_cls), {"answer_metrics": metrics})
