@@ -4,12 +4,15 @@ What it does: converts (once) SmolLM2-135M-Instruct to a float32 safetensors fol
 HHH from the benchmark folder as JSONL files, writes lm-eval task YAMLs that *include lm-eval's own*
 ``truthfulqa_mc1`` / ``truthfulqa_mc2`` / ``bigbench_hhh_alignment_multiple_choice`` tasks and only repoint their
 data at those files, runs both evaluators (same model folder, float32, same batch size, CPU) and prints both
-numbers, wall times and CPU times (model load included; CPU time is the fairer figure on a shared machine), and
-the token positions each evaluator ran through the model (counted by a hook on the input embedding), from which
-bench/roofline.py takes the scoring throughput.
+numbers, wall times and CPU times per part (TruthfulQA MC1+MC2, then HHH; each tool's model is loaded once,
+before, and its load time reported apart; CPU time is the fairer figure on a shared machine), and the token
+positions each evaluator ran through the model (counted by a hook on the input embedding), from which
+bench/roofline.py takes the scoring throughput. Ours and lm-eval's run one after the other within each part, so each
+ratio is taken under about the same load; the JSON is rewritten after each part.
 Writes bench/out/compare_lm_eval.json.
 
 Run:  make bench-deps && .venv/bin/python bench/compare_lm_eval.py [--truthfulqa-limit 50] [--hhh-limit N]
+      [--threads 1]
 
 lm-eval scores every (context, choice) pair as its own sequence, re-reading TruthfulQA's 6-shot preamble each time;
 on 2 CPU cores the full 817 questions take it hours, hence the default TruthfulQA subset (the first 50 questions,
@@ -96,34 +99,50 @@ class TokenCounter:
         self._handle.remove()
 
 
-def run_lm_eval(model_dir: Path, task_dir: Path, tasks: list[str], batch_size: int) -> tuple[dict, tuple]:
+def load_lm_eval(model_dir: Path, batch_size: int):
+    """lm-eval's ``HFLM`` on the model folder (float32, CPU), loaded once for both parts."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=str(model_dir), dtype="float32", batch_size=batch_size, device="cpu")
+
+
+def run_lm_eval(lm, task_dir: Path, tasks: list[str]) -> tuple[dict, tuple]:
+    """lm-eval's own evaluation of ``tasks``; scores, and (wall s, CPU s, token positions) of the evaluation only."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     start, cpu = time.perf_counter(), time.process_time()
     with TokenCounter() as counted:
-        res = simple_evaluate(model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=tasks,
-                              batch_size=batch_size, device="cpu", task_manager=TaskManager(include_path=str(task_dir)))
+        res = simple_evaluate(model=lm, tasks=tasks, task_manager=TaskManager(include_path=str(task_dir)))
     seconds = (time.perf_counter() - start, time.process_time() - cpu, counted.tokens)
     scores = {t.removeprefix("local_"): {"score": r["acc,none"], "stderr": r.get("acc_stderr,none")}
               for t, r in res["results"].items()}
     n = {t.removeprefix("local_"): v["effective"] if isinstance(v, dict) else v
          for t, v in res.get("n-samples", {}).items()}
     cats = [f"hhh_{c}" for c in hhh.CATEGORIES]
-    total = sum(n[c] for c in cats)
-    scores["hhh_overall"] = {"score": sum(scores[c]["score"] * n[c] for c in cats) / total, "stderr": None}
+    if all(c in scores for c in cats):
+        total = sum(n[c] for c in cats)
+        scores["hhh_overall"] = {"score": sum(scores[c]["score"] * n[c] for c in cats) / total, "stderr": None}
     return scores, seconds
 
 
-def run_ours(data_dir: Path, tq_limit: int | None, hhh_limit: int | None, batch_size: int) -> tuple[dict, tuple]:
-    from iteralign.models.base import ModelConfig, load_model
-
+def run_ours(model, data_dir: Path, benchmark: str, limit: int | None) -> tuple[dict, tuple]:
+    """``run_evals`` on one benchmark; scores, and (wall s, CPU s, token positions) of the evaluation only."""
     start, cpu = time.perf_counter(), time.process_time()
-    model = load_model(ModelConfig(spec=f"offline:{MODEL}", dtype="float32", batch_size=batch_size, device="cpu"))
     with TokenCounter() as counted:
-        res = run_evals(model, ["truthfulqa"], data_dir, tq_limit)["benchmarks"]
-        res.update(run_evals(model, ["hhh"], data_dir, hhh_limit)["benchmarks"])
+        res = run_evals(model, [benchmark], data_dir, limit, progress=False)["benchmarks"]
     return res, (time.perf_counter() - start, time.process_time() - cpu, counted.tokens)
+
+
+def _timing(ours: tuple, theirs: tuple) -> dict:
+    return {"wall_seconds": {"iteralign": round(ours[0], 1), "lm_eval": round(theirs[0], 1)},
+            "cpu_seconds": {"iteralign": round(ours[1], 1), "lm_eval": round(theirs[1], 1)},
+            # token positions each evaluator ran through the model (padding included) and that per wall second:
+            # lm-eval re-reads every shared context; ours reads a call's common prefix once and packs choices
+            "tokens_computed": {"iteralign": ours[2], "lm_eval": theirs[2]},
+            "tokens_per_s": {"iteralign": round(ours[2] / ours[0], 1), "lm_eval": round(theirs[2] / theirs[0], 1)},
+            "speedup_wall": round(theirs[0] / ours[0], 2), "speedup_cpu": round(theirs[1] / ours[1], 2),
+            "load_average_after": os.getloadavg()[0]}
 
 
 def main() -> None:
@@ -132,38 +151,50 @@ def main() -> None:
     ap.add_argument("--truthfulqa-limit", type=int, default=50, help="first N questions (0 = all 817)")
     ap.add_argument("--hhh-limit", type=int, default=0, help="first N examples per category (0 = all)")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "compare_lm_eval.json")
     args = ap.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tq_limit, hhh_limit = args.truthfulqa_limit or None, args.hhh_limit or None
+    from iteralign.models.base import ModelConfig, load_model
     from iteralign.models.offline import ensure_converted
 
     model_dir = ensure_converted(MODEL)
-    load_before = os.getloadavg()[0]
-    ours, ours_s = run_ours(args.data_dir, tq_limit, hhh_limit, args.batch_size)
+    result = {"model": f"offline:{MODEL} (float32, CPU, batch {args.batch_size})", "truthfulqa_limit": tq_limit,
+              "hhh_limit": hhh_limit, "cpu_threads": torch.get_num_threads(),
+              "load_average_before": os.getloadavg()[0], "parts": {}, "benchmarks": {}}
+    t0 = time.perf_counter()
+    ours_model = load_model(ModelConfig(spec=f"offline:{MODEL}", dtype="float32", batch_size=args.batch_size,
+                                        device="cpu"))
+    t1 = time.perf_counter()
+    lm = load_lm_eval(model_dir, args.batch_size)
+    result["load_seconds"] = {"iteralign": round(t1 - t0, 1), "lm_eval": round(time.perf_counter() - t1, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         tasks = write_lm_eval_tasks(args.data_dir, Path(tmp), tq_limit, hhh_limit)
-        theirs, theirs_s = run_lm_eval(model_dir, Path(tmp), tasks, args.batch_size)
-    rows = {name: {"iteralign": ours[name]["score"], "lm_eval": theirs[name]["score"], "n": ours[name]["n"],
-                   "diff_points": round(100 * (ours[name]["score"] - theirs[name]["score"]), 4)} for name in NAMES}
-    result = {"model": f"offline:{MODEL} (float32, CPU, batch {args.batch_size})", "truthfulqa_limit": tq_limit,
-              "hhh_limit": hhh_limit,
-              "wall_seconds": {"iteralign": round(ours_s[0], 1), "lm_eval": round(theirs_s[0], 1)},
-              "cpu_seconds": {"iteralign": round(ours_s[1], 1), "lm_eval": round(theirs_s[1], 1)},
-              "cpu_threads": __import__("torch").get_num_threads(), "benchmarks": rows,
-              # token positions each evaluator ran through the model (padding included) and that per wall second:
-              # lm-eval re-reads every shared context; ours reads a call's common prefix once and packs choices
-              "tokens_computed": {"iteralign": ours_s[2], "lm_eval": theirs_s[2]},
-              "tokens_per_s": {"iteralign": round(ours_s[2] / ours_s[0], 1),
-                               "lm_eval": round(theirs_s[2] / theirs_s[0], 1)},
-              "speedup_wall": round(theirs_s[0] / ours_s[0], 2),
-              "load_average_before_after": [load_before, os.getloadavg()[0]]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+        # one part at a time, ours then lm-eval's, so that each ratio is taken under the same load
+        for part, limit, names in (("truthfulqa", tq_limit, [t for t in tasks if "truthfulqa" in t]),
+                                   ("hhh", hhh_limit, [t for t in tasks if "hhh" in t])):
+            ours, ours_s = run_ours(ours_model, args.data_dir, part, limit)
+            theirs, theirs_s = run_lm_eval(lm, Path(tmp), names)
+            result["parts"][part] = _timing(ours_s, theirs_s)
+            for name in (n for n in NAMES if n in ours and n in theirs):
+                result["benchmarks"][name] = {
+                    "iteralign": ours[name]["score"], "lm_eval": theirs[name]["score"], "n": ours[name]["n"],
+                    "diff_points": round(100 * (ours[name]["score"] - theirs[name]["score"]), 4)}
+            _write(args.out, result)  # after each part: a run cut short keeps what it measured
+            print(f"{part}: {result['parts'][part]}", flush=True)
     print(f"{'benchmark':<18}{'iteralign':>10}{'lm-eval':>10}{'diff(pts)':>11}{'n':>6}")
-    for name, r in rows.items():
+    for name, r in result["benchmarks"].items():
         print(f"{name:<18}{r['iteralign']:>10.4f}{r['lm_eval']:>10.4f}{r['diff_points']:>11.2f}{r['n']:>6}")
-    print(f"load + eval, wall (cpu) seconds: iteralign {ours_s[0]:.1f} ({ours_s[1]:.1f}), "
-          f"lm-eval {theirs_s[0]:.1f} ({theirs_s[1]:.1f}) -> {args.out}")
+    print(f"-> {args.out}")
+
+
+def _write(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

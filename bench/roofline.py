@@ -7,8 +7,8 @@ Two limits are measured here, on the threads torch uses (``--threads``, default 
 * memory bandwidth: copying a tensor much larger than the last-level cache (``--copy-mb``, default 512 MB) ->
   GB/s, counting bytes read + bytes written.
 
-Then each JSON in bench/out/ that this script knows (generation with its llama.cpp runs, compare_lm_eval, sft) is
-read back and its throughput set against its bound, the limits scaled to the threads the figure was measured on:
+Then each JSON in bench/out/ that this script knows (generation with its llama.cpp runs, compare_lm_eval, sft, and
+ab, whose figures carry the ceilings of their own rounds) is read back and its throughput set against its bound, the limits scaled to the threads the figure was measured on:
 
 * decode (generation) is memory-bound: every step reads all weights once for the whole batch, so the ceiling is
   ``bandwidth / weight_bytes * batch`` tokens/s (also capped by compute at ``flops / (2 * params)``);
@@ -121,14 +121,16 @@ def decode_rows(lim: dict, limit_threads: int, generation: str = "generation") -
     return rows
 
 
-def compute_rows(limits: dict, limit_threads: int) -> list[dict]:
+def compute_rows(limits: dict, limit_threads: int, scoring: str = "compare_lm_eval") -> list[dict]:
     """Scoring and SFT tokens/s against ``flops / (k * params)``."""
     rows, lim = [], limits
-    score = _read("compare_lm_eval")
-    for who, tps in (score or {}).get("tokens_per_s", {}).items():
-        ceiling = _per_threads(lim, score["cpu_threads"], limit_threads)["matmul_float32_gflops"] * 1e9 / (
-            2 * PARAMS["smollm2-135m"])
-        rows.append(_row(f"scoring {who} (float32)", tps, "tok/s", ceiling, "compute"))
+    score = _read(scoring) or {}
+    parts = score.get("parts") or ({"all": score} if "tokens_per_s" in score else {})  # older files: one part
+    for part, timing in parts.items():
+        for who, tps in timing["tokens_per_s"].items():
+            ceiling = _per_threads(lim, score["cpu_threads"], limit_threads)["matmul_float32_gflops"] * 1e9 / (
+                2 * PARAMS["smollm2-135m"])
+            rows.append(_row(f"scoring {part} {who} (float32)", tps, "tok/s", ceiling, "compute"))
     for run in (_read("sft") or {}).get("runs", []):
         if not run.get("tokens_per_s"):
             continue
@@ -140,6 +142,19 @@ def compute_rows(limits: dict, limit_threads: int) -> list[dict]:
     return rows
 
 
+def ab_rows() -> list[dict]:
+    """bench/ab.py's figures, each against the ceiling measured in its own round (base and new tree)."""
+    rows = []
+    for r, rnd in enumerate((_read("ab") or {}).get("rounds", [])):
+        for work, pair in rnd["work"].items():
+            for tree in ("base", "new"):
+                run = pair.get(tree, {})
+                if "figure" in run:
+                    rows.append(_row(f"ab round {r} {work} {tree}", run["figure"], "tok/s", run["ceiling"],
+                                     run["bound"]))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=0)
@@ -148,12 +163,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--generation", default="generation", help="which bench/out/<name>.json holds the generation "
                     "run (e.g. generation-threads1, measured with --threads 1: compare with limits at 1 thread)")
+    ap.add_argument("--scoring", default="compare_lm_eval", help="which bench/out/<name>.json holds the lm-eval "
+                    "comparison (e.g. compare_lm_eval_full)")
     ap.add_argument("--reuse", action="store_true", help="keep the measured limits, recompute the fractions")
     args = ap.parse_args()
     result = _read("roofline") if args.reuse else measure(args)
     lim = result["limits"]
     threads = result["torch_threads"]
-    result["fractions"] = decode_rows(lim, threads, args.generation) + compute_rows(lim, threads)
+    result["fractions"] = (decode_rows(lim, threads, args.generation) + compute_rows(lim, threads, args.scoring)
+                           + ab_rows())
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "roofline.json").write_text(json.dumps(result, indent=2) + "\n")
     print(", ".join(f"{k} {v:.1f}" for k, v in lim.items()), f"(load {result['load_average_before_after']})")

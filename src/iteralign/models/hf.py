@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from iteralign.models.base import ChatModel, ModelConfig, Scorer
 from iteralign.models.chat_format import encode_chat, render_plain, stop_strings  # noqa: F401 (re-exported)
 from iteralign.models.devices import resolve_device, resolve_dtype
+from iteralign.models.hf_linear import pack_linears
 from iteralign.models.hf_prefill import prefix_inputs, shared_prefix_len
 from iteralign.models.hf_prefix import score_requests_shared
 from iteralign.models.hf_weights import local_identity, weights_fingerprint
@@ -90,6 +91,8 @@ class HFModel(ChatModel, Scorer):
             # Merged into the weights: inference is then as fast as the base model (the adapter file is untouched).
             model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
         model.eval()
+        if device == "cpu":
+            pack_linears(model)  # bf16 only: oneDNN's packed weights (see hf_linear); a no-op otherwise
         return cls(model, tokenizer, cfg, name or f"hf:{path_or_hub_id}", identity, template)
 
     # -- what SFT and evals reuse ------------------------------------------------------------------------------
@@ -160,36 +163,70 @@ class HFModel(ChatModel, Scorer):
 
     def _generate_batch(self, prompts: list[list[int]], params: GenerationParams,
                         streamer: Any = None) -> list[Completion]:
-        import torch
+        from iteralign.models.hf_decode import decode, new_cache
 
         tok = self._tokenizer
+        capacity = max(map(len, prompts)) + params.max_new_tokens
         maskable = getattr(self._model.config, "_attn_implementation", "sdpa") in ("sdpa", "eager")
         shared = shared_prefix_len(prompts) if maskable else 0
         if shared:  # e.g. the judge's system message: prefilled once for the whole batch (see hf_prefill)
-            enc = prefix_inputs(self._model, tok.pad_token_id, prompts, shared)
+            enc = prefix_inputs(self._model, tok.pad_token_id, prompts, shared, new_cache(self._model, capacity))
         else:
             enc = tok.pad({"input_ids": prompts}, padding=True, padding_side="left", return_tensors="pt")
             enc = {k: v.to(self._model.device) for k, v in enc.items()}
-        width = enc["input_ids"].shape[1]
+            enc["cache"] = new_cache(self._model, enc["input_ids"].shape[1] + params.max_new_tokens)
         stops = self._stop_strings(params)
-        sampling = params.temperature > 0
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=params.max_new_tokens, do_sample=sampling, pad_token_id=tok.pad_token_id,
-            eos_token_id=sorted(self._eos_ids), repetition_penalty=params.repetition_penalty,
-        )
-        if sampling:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-        if stops:
-            kwargs.update(stop_strings=stops, tokenizer=tok)
-        if params.frequency_penalty:
-            from transformers import LogitsProcessorList
-
-            kwargs["logits_processor"] = LogitsProcessorList([FrequencyPenalty(params.frequency_penalty, width)])
+        if streamer is not None:  # as generate does: the prompt first (skipped), then each new token, then the end
+            streamer.put(enc["input_ids"][:1].cpu())
+        new = decode(self._model, enc["input_ids"], enc["attention_mask"], enc["cache"], params.max_new_tokens,
+                     self._chooser(params, enc["input_ids"].shape[1]), self._finisher(stops),
+                     on_token=None if streamer is None else lambda token: streamer.put(token.cpu()))
         if streamer is not None:
-            kwargs["streamer"] = streamer
-        with torch.inference_mode():
-            out = self._model.generate(**enc, **kwargs)
-        return [self._completion(row[width:].tolist(), len(p), stops) for row, p in zip(out, prompts)]
+            streamer.end()
+        return [self._completion(ids, len(p), stops) for ids, p in zip(new, prompts)]
+
+    def _chooser(self, params: GenerationParams, width: int):
+        """Next-token choice: transformers' processors (as ``generate`` orders them), then argmax or sampling."""
+        import torch
+        from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                                  TopPLogitsWarper)
+
+        sampling = params.temperature > 0
+        procs = LogitsProcessorList()
+        if params.repetition_penalty != 1.0:
+            procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+        if sampling:
+            procs.append(TemperatureLogitsWarper(params.temperature))
+            if params.top_p < 1.0:
+                procs.append(TopPLogitsWarper(params.top_p))
+        if params.frequency_penalty:  # a caller's processor: generate ran it after its own
+            procs.append(FrequencyPenalty(params.frequency_penalty, width))
+
+        def choose(seqs: "torch.Tensor", logits: "torch.Tensor") -> "torch.Tensor":
+            scores = procs(seqs, logits)
+            if sampling:
+                return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+            return scores.argmax(dim=-1)
+
+        return choose
+
+    def _finisher(self, stops: list[str]):
+        """Which rows end with the token just chosen: an end-of-turn or pad id (``_completion`` cuts there anyway)
+        or a completed stop string (transformers' ``StopStringCriteria``)."""
+        import torch
+
+        ends = torch.tensor(sorted({*self._eos_ids, self._tokenizer.pad_token_id}), device=self._model.device)
+        criterion = None
+        if stops:
+            from transformers import StopStringCriteria
+
+            criterion = StopStringCriteria(self._tokenizer, stops)
+
+        def finished(seqs: "torch.Tensor", token: "torch.Tensor") -> "torch.Tensor":
+            done = torch.isin(token, ends)
+            return done | criterion(seqs, None).to(done.device) if criterion is not None else done
+
+        return finished
 
     def _completion(self, new_ids: list[int], prompt_tokens: int, stops: list[str]) -> Completion:
         """Cut the padding after eos, decode, cut before the first stop string, and say why generation ended."""

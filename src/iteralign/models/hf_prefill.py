@@ -6,9 +6,9 @@ here it is read once per batch:
 
     row i:  [shared prefix][pad ... pad][rest of prompt i]     attention mask 0 on the pads
 
-The prefix's cache (computed with batch size 1) is copied to every row and ``generate`` continues from it; the
-position ids transformers derives from the attention mask skip the pads, so every token keeps the position it has
-in its own unpadded prompt. Greedy float32 outputs equal the plain batched path (tests/test_hf_prefill.py).
+The prefix's cache (computed with batch size 1) is copied to every row and decoding (``hf_decode``) continues from
+it; the position ids derived from the attention mask skip the pads, so every token keeps the position it has in its
+own unpadded prompt. Greedy float32 outputs equal the plain batched path (tests/test_hf_prefill.py).
 Used only when the common prefix is at least ``MIN_SHARED_PREFIX`` tokens and the batch has two or more prompts.
 """
 
@@ -44,24 +44,24 @@ def prefix_kv(model: Any, prefix: list[int] | tuple[int, ...]) -> list[tuple[Any
     return [(layer.keys, layer.values) for layer in out.cache.layers]
 
 
-def batch_cache(kv: list[tuple[Any, Any]], batch: int, copy: bool = False) -> Any:
-    """A ``DynamicCache`` holding ``kv`` for each of ``batch`` rows: broadcast views, or (``copy``) a real copy per
-    row, which generation needs because it appends to each row's cache."""
+def batch_cache(kv: list[tuple[Any, Any]], batch: int, cache: Any = None) -> Any:
+    """A cache holding ``kv`` for each of ``batch`` rows. Without ``cache``: a ``DynamicCache`` of broadcast views
+    (read-only use: scoring). Given an empty ``cache`` to fill (generation appends to each row's cache), the prefix is
+    copied into it row by row (``hf_decode.PreallocatedLayer`` copies straight into its buffers)."""
     from transformers import DynamicCache
 
-    cache = DynamicCache()
+    cache = DynamicCache() if cache is None else cache
     for idx, (keys, values) in enumerate(kv):
-        keys, values = keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1)
-        cache.update(keys.contiguous() if copy else keys, values.contiguous() if copy else values, idx)
+        cache.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1), idx)
     return cache
 
 
-def prefix_inputs(model: Any, pad_id: int, prompts: list[list[int]], n: int) -> dict[str, Any]:
-    """``generate`` keyword arguments: ids ``[prefix | pads | tail]``, the attention mask and the prefix's cache."""
+def prefix_inputs(model: Any, pad_id: int, prompts: list[list[int]], n: int, cache: Any) -> dict[str, Any]:
+    """Decoding inputs: ids ``[prefix | pads | tail]``, the attention mask and ``cache`` filled with the prefix."""
     import torch
 
     prefix = prompts[0][:n]
-    cache = batch_cache(prefix_kv(model, prefix), len(prompts), copy=True)
+    cache = batch_cache(prefix_kv(model, prefix), len(prompts), cache)
     tails = [p[n:] for p in prompts]
     width = max(len(t) for t in tails)
     ids = [prefix + [pad_id] * (width - len(t)) + t for t in tails]

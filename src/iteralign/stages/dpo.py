@@ -12,6 +12,7 @@ disk check and the verified save are the SFT stage's.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from pathlib import Path
@@ -39,9 +40,13 @@ def pairs_dataset(pairs: list[PreferencePair], tokenizer: Any, eos_ids: set[int]
     return load_from_disk(str(folder))
 
 
+@functools.cache
 def trainer_class():
-    """TRL's DPOTrainer, taking a dataset that is already tokenized as it is (our tokenization, see the module)."""
+    """TRL's DPOTrainer, taking a dataset that is already tokenized as it is (our tokenization, see the module),
+    with the answer-only log-probability head of ``sft_loss`` (no full-vocabulary logits kept)."""
     from trl import DPOTrainer
+
+    from iteralign.stages.sft_loss import answer_head_trainer
 
     class PreTokenizedDPOTrainer(DPOTrainer):
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
@@ -51,7 +56,7 @@ def trainer_class():
                 return dataset.filter(lambda example: len(example["prompt_ids"]) < args.max_length)
             return dataset
 
-    return PreTokenizedDPOTrainer
+    return answer_head_trainer(PreTokenizedDPOTrainer)
 
 
 def train_dpo(job: DPOJob) -> dict:

@@ -3,7 +3,8 @@
 Runs TRL's ``SFTTrainer`` on examples tokenized by ``stages.tokens`` (the prompt exactly as generation encodes it,
 the loss on the answer and its end-of-turn token only), with a peft LoRA adapter (default) or full fine-tuning.
 Each iteration warm-starts from the previous one: LoRA continues training the previous adapter, full SFT starts
-from the previous saved model. Checkpoints are saved per epoch and training resumes from the last one after a crash; the final adapter
+from the previous saved model. The loss is computed by ``sft_loss`` (answer tokens only, in chunks, no full logits
+tensor). Checkpoints are saved per epoch and training resumes from the last one after a crash; the final adapter
 (or model) is written to a temp folder and renamed, so ``sft/adapter`` exists only when complete.
 
 Also runnable as ``python -m iteralign.stages.sft JOB.json`` (what ``accelerate launch`` runs for multi-GPU).
@@ -51,6 +52,7 @@ def train(job: SFTJob) -> dict:
     from iteralign.progress import mode as progress_mode
     from iteralign.stages.sft_callbacks import StepLog, StepTimer
     from iteralign.stages.sft_guard import check_disk, resume_point
+    from iteralign.stages.sft_loss import answer_loss_trainer
     from iteralign.stages.sft_model import load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
 
@@ -69,8 +71,9 @@ def train(job: SFTJob) -> dict:
     )
     timer = StepTimer()
     dataset = to_dataset(job.examples, tokenizer, end_of_turn_ids(job.base, tokenizer))
-    trainer = SFTTrainer(model=load_model(job), args=args, train_dataset=dataset,
-                         processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
+    trainer_cls = answer_loss_trainer(SFTTrainer)  # loss on answer tokens only, in chunks, no padding: sft_loss
+    trainer = trainer_cls(model=load_model(job), args=args, train_dataset=dataset,
+                          processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
     if args.disable_tqdm:  # off a terminal: our one line per step instead of the Trainer's printed log dicts
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(StepLog())

@@ -1,0 +1,201 @@
+"""Before/after in one run: the same workload on two source trees, alternately, with the machine's limits between.
+
+A shared, noisy machine makes absolute figures from different runs incomparable, so this script runs each workload
+on the *base* tree (e.g. a worktree of the previous main: ``git worktree add --detach ../base <commit>``) and on
+this tree, one after the other, for ``--rounds`` rounds, each in a fresh subprocess whose ``PYTHONPATH`` puts that
+tree's ``src`` first (the same venv and libraries). Before each round the roofline limits are measured again
+(``roofline.measure``, same threads), so every figure gets the ceiling of its own moment. Workloads:
+
+* ``decode``: ``HFModel.generate`` on bench/generation.py's 32 prompts, SmolLM2-135M, bf16, batch 16, greedy, 64
+  new tokens -> generated tokens/s; ceiling ``min(copy bandwidth / bf16 weight bytes x 16, bf16 flops / 2P)``;
+* ``sft``: the SFT stage (``stages.sft.train``) as bench/sft.py runs it: LoRA, bf16, batch 4, 16 examples of
+  ~25-200 answer tokens, one epoch -> non-padding tokens/s inside optimizer steps; ceiling ``bf16 flops / 4P``;
+* ``revise``: the same as ``decode`` with the default run's 1.5B reviser/oracle (Qwen2.5-Coder-1.5B, bf16), 8 of
+  the prompts at batch 8, 48 new tokens;
+* ``score``: ``HFModel.loglikelihood`` on the first 100 TruthfulQA questions (MC1 + MC2 requests), bf16, batch 16
+  -> token positions run per second (input-embedding hook, as bench/compare_lm_eval.py counts them).
+
+``--profile`` adds the top operators (``torch.profiler``, self CPU time) of one extra run of each workload.
+Writes bench/out/ab.json: per round and tree, the figure, its ceiling and fraction, CPU seconds, load average;
+and the new/base ratio of each round. Run:
+    .venv/bin/python bench/ab.py --base ../wt-perf-base [--rounds 2] [--threads 1] [--only decode sft] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+PARAMS = 134_515_008  # SmolLM2-135M (bench/roofline.py)
+
+
+def _profiled(fn, profile: bool) -> tuple[object, list | None]:
+    """``fn()``, and with ``profile`` the top 12 operators by self CPU time of a second, profiled call."""
+    out = fn()
+    if not profile:
+        return out, None
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    return out, [{"op": e.key, "self_ms": round(e.self_cpu_time_total / 1e3, 1), "calls": e.count,
+                  "share": round(e.self_cpu_time_total / total, 3)} for e in events[:12]]
+
+
+def work_decode(profile: bool, name: str = "smollm2-135m-instruct", batch: int = 16, prompts: int = 32,
+                new_tokens: int = 64) -> dict:
+    from generation import PROMPTS
+
+    from iteralign.models.base import ModelConfig
+    from iteralign.models.hf import HFModel
+    from iteralign.models.offline import ensure_converted
+    from iteralign.types import GenerationParams, user
+
+    path = ensure_converted(name)
+    model = HFModel.load(str(path), ModelConfig(spec=f"hf:{path}", dtype="bfloat16", batch_size=batch, device="cpu"))
+    model.generate([user("Hi")], GenerationParams(max_new_tokens=4))  # warm-up
+    convs, params = [user(p) for p in PROMPTS[:prompts]], GenerationParams(max_new_tokens=new_tokens)
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = model.generate(convs, params)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    _, top = _profiled(lambda: model.generate(convs, params), profile)
+    tokens = sum(c.completion_tokens for c in out)
+    return {"figure": tokens / seconds, "unit": "generated tok/s", "tokens": tokens, "seconds": seconds,
+            "cpu_seconds": cpu, "texts": [c.text for c in out], "profile": top}
+
+
+def work_sft(profile: bool) -> dict:
+    import tempfile
+
+    from sft import examples
+
+    from iteralign.config import SFTConfig
+    from iteralign.models.offline import ensure_converted
+    from iteralign.stages.sft import SFTJob, train
+
+    cfg = SFTConfig(method="lora", bf16=True, epochs=1, batch_size=4, max_length=256, learning_rate=1e-5, replay=0)
+    base = str(ensure_converted("smollm2-135m-instruct"))
+
+    def run() -> dict:
+        with tempfile.TemporaryDirectory() as tmp:
+            return train(SFTJob(base=base, examples=examples(16), out_dir=tmp, cfg=cfg))
+
+    c0 = time.process_time()
+    stats, top = _profiled(run, profile)
+    return {"figure": stats["tokens_per_second_in_steps"], "unit": "non-padding tok/s in steps",
+            "seconds": stats["step_seconds"], "cpu_seconds": time.process_time() - c0, "train_loss": stats["train_loss"],
+            "losses": stats["losses"], "profile": top}
+
+
+def work_score(profile: bool) -> dict:
+    from compare_lm_eval import TokenCounter
+
+    from iteralign.data.benchmark_files import packaged_dir
+    from iteralign.evals import truthfulqa
+    from iteralign.models.base import ModelConfig
+    from iteralign.models.hf import HFModel
+    from iteralign.models.offline import ensure_converted
+
+    path = ensure_converted("smollm2-135m-instruct")
+    model = HFModel.load(str(path), ModelConfig(spec=f"hf:{path}", dtype="bfloat16", batch_size=16, device="cpu"))
+    questions = truthfulqa.load_questions(packaged_dir(), 100)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with TokenCounter() as counted:
+        scores = truthfulqa.evaluate(model, questions, ("mc1", "mc2"), False)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    _, top = _profiled(lambda: truthfulqa.evaluate(model, questions, ("mc1", "mc2"), False), profile)
+    return {"figure": counted.tokens / seconds, "unit": "token positions/s", "seconds": seconds, "cpu_seconds": cpu,
+            "scores": {k: v["score"] for k, v in scores.items()}, "profile": top}
+
+
+def work_revise(profile: bool) -> dict:
+    """The default run's reviser and oracle: Qwen2.5-Coder-1.5B in bf16, 8 prompts at batch 8, 48 new tokens."""
+    return work_decode(profile, "qwen2.5-coder-1.5b-instruct", batch=8, prompts=8, new_tokens=48)
+
+
+WORK = {"decode": work_decode, "sft": work_sft, "score": work_score, "revise": work_revise}
+PARAMS_OF = {"revise": 1_543_714_304}  # Qwen2.5-Coder-1.5B (untied head); the others: SmolLM2-135M
+
+
+def ceiling(work: str, lim: dict) -> tuple[float, str]:
+    """The bound of a workload's figure under the limits ``lim`` (same threads)."""
+    bf16, params = lim["matmul_bfloat16_gflops"] * 1e9, PARAMS_OF.get(work, PARAMS)
+    if work in ("decode", "revise"):
+        batch = 8 if work == "revise" else 16
+        memory, compute = lim["copy_gbs"] * 1e9 / (2 * params) * batch, bf16 / (2 * params)
+        return (memory, "memory") if memory < compute else (compute, "compute")
+    return (bf16 / (4 * PARAMS), "compute 4P") if work == "sft" else (bf16 / (2 * PARAMS), "compute 2P")
+
+
+def run_worker(tree: Path, work: str, threads: int, profile: bool) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree / "src"), ITERALIGN_PROGRESS="log")
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    load = os.getloadavg()[0]
+    proc = subprocess.run([sys.executable, __file__, "--worker", work] + (["--profile"] if profile else []),
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1], "tree": str(tree)}
+    return json.loads(proc.stdout.strip().splitlines()[-1]) | {"load_before": load, "load_after": os.getloadavg()[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", type=Path, required=False, help="the other source tree (its src/ is used)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--only", nargs="+", choices=list(WORK), default=["decode", "sft", "score"])
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "out" / "ab.json")
+    ap.add_argument("--worker", choices=list(WORK), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        import iteralign
+
+        print(json.dumps(WORK[args.worker](args.profile) | {"source": str(Path(iteralign.__file__).parent)}))
+        return
+    import roofline
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    trees = {"base": args.base.resolve(), "new": HERE.parent}
+    result = {"trees": {k: str(v) for k, v in trees.items()}, "threads": torch.get_num_threads(), "rounds": []}
+    for r in range(args.rounds):
+        limits = roofline.measure(argparse.Namespace(threads=args.threads, sizes=[512, 1024], repeats=5, copy_mb=256))
+        row = {"limits": limits["limits"], "load": limits["load_average_before_after"], "work": {}}
+        for work in args.only:
+            pair = {}
+            for name in (("base", "new") if r % 2 == 0 else ("new", "base")):  # alternate who goes first
+                res = run_worker(trees[name], work, args.threads, args.profile and r == 0)
+                if "figure" in res:
+                    bound, kind = ceiling(work, limits["limits"])
+                    res |= {"ceiling": round(bound, 1), "bound": kind, "fraction": round(res["figure"] / bound, 4)}
+                pair[name] = res
+                print(f"round {r} {work:7} {name:4} " + (f"{res['figure']:9.1f} {res['unit']} = "
+                      f"{100 * res['fraction']:.1f}% of {res['ceiling']:.0f} ({res['bound']}), load "
+                      f"{res['load_before']:.1f}" if "figure" in res else f"ERROR {res['error']}"), flush=True)
+            if all("figure" in v for v in pair.values()):
+                pair["ratio_new_over_base"] = round(pair["new"]["figure"] / pair["base"]["figure"], 3)
+                if "texts" in pair["new"]:
+                    pair["same_texts"] = sum(a == b for a, b in zip(pair["new"]["texts"], pair["base"]["texts"]))
+                print(f"round {r} {work:7} ratio new/base {pair['ratio_new_over_base']:.2f}x", flush=True)
+            row["work"][work] = pair
+        result["rounds"].append(row)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

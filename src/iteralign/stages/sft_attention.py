@@ -1,0 +1,65 @@
+"""Attention over a padding-free training row, one sequence at a time.
+
+A padding-free batch (``sft_loss.unpad``, or TRL's packing) lays its sequences end to end in one row, with position
+ids restarting at each. transformers' ``sdpa`` then attends over the whole row under a block-diagonal mask: work
+quadratic in the row's length, most of it masked out, and on CPU the backward of SDPA's flash kernel with a mask
+was the largest single cost of a LoRA step (24% of bf16 SFT time in the profile of BENCHMARKS.md). Here each
+sequence of the row is attended on its own (causal SDPA, grouped-query heads without copies, in float32, whose CPU
+kernel ran forward + backward in 14 ms where bf16 took 22 and the masked row 29: bench note in BENCHMARKS.md): the
+same result, without the masked blocks. Anything else (several rows, a cache, one sequence) goes to transformers' ``sdpa``.
+
+``use_segment_attention(model)`` registers the function under ``NAME`` with transformers' ``AttentionInterface``
+(masks built as for ``sdpa``) and switches a model that uses ``sdpa`` to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAME = "iteralign_segments"
+
+
+def segments(position_ids: Any) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sequence of a packed row: a new one wherever the position does not grow by 1."""
+    import torch
+
+    pos = position_ids[0]
+    starts = (torch.diff(pos, prepend=pos[:1] - 2) != 1).nonzero().flatten().tolist()
+    return list(zip(starts, starts[1:] + [pos.shape[0]]))
+
+
+def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
+                      scaling: float | None = None, **kwargs) -> tuple[Any, None]:
+    """transformers attention-function signature: ``(B, heads, L, dim)`` in, ``(B, L, heads, dim)`` out."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    position_ids = kwargs.get("position_ids")
+    spans = None
+    if position_ids is not None and query.shape[0] == 1 and query.shape[2] == key.shape[2] > 1:
+        spans = segments(position_ids)
+    if not spans or len(spans) == 1:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    gqa = getattr(module, "num_key_value_groups", 1) > 1
+    q, k, v = query, key, value
+    if query.device.type == "cpu":  # CPU's flash kernel: float32 forward + backward ~1.5x faster than bf16
+        q, k, v = query.float(), key.float(), value.float()
+    out = torch.cat([torch.nn.functional.scaled_dot_product_attention(
+        q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
+        for s, e in spans], dim=2)
+    return out.to(query.dtype).transpose(1, 2).contiguous(), None
+
+
+def use_segment_attention(model: Any) -> bool:
+    """Switch ``model`` (its base causal LM under PEFT) from ``sdpa`` to ``NAME``; False if it uses another kernel."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(base.config, "_attn_implementation", None) != "sdpa":
+        return False
+    AttentionInterface.register(NAME, segment_attention)
+    AttentionMaskInterface.register(NAME, sdpa_mask)
+    base.set_attn_implementation(NAME)
+    return base.config._attn_implementation == NAME

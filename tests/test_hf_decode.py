@@ -1,0 +1,105 @@
+"""The decoding loop (models/hf_decode.py) and packed bf16 linears (models/hf_linear.py).
+
+The loop must compute what ``model.generate`` computes (greedy and sampled), its pre-allocated cache must hold what
+transformers' ``DynamicLayer`` holds, finished rows must leave the batch, and packed linears must not change logits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iteralign.types import GenerationParams, user
+
+PROMPTS = [user("Hi"), user("Name three colours."), user("Write two sentences about the moon and the tides."),
+           user("What is 2+2?", system="Answer with one number.")]
+
+
+def test_preallocated_layer_holds_what_dynamic_layer_holds():
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from iteralign.models.hf_decode import PreallocatedLayer
+
+    ours, ref = PreallocatedLayer(capacity=6), DynamicLayer()
+    rows = 3
+    for step in range(5):  # a prefill of 4 positions, then 4 single steps: past the capacity, so it grows once
+        k = torch.randn(rows, 2, 4 if step == 0 else 1, 5)
+        got, want = ours.update(k, -k), ref.update(k, -k)
+        assert all(torch.equal(a, b) for a, b in zip(got, want)) and ours.get_seq_length() == ref.get_seq_length()
+        if step == 2:  # a row finishes: both keep rows 0 and 2
+            keep = torch.tensor([0, 2])
+            ours.batch_select_indices(keep)
+            ref.batch_select_indices(keep)
+            rows = 2
+    assert ours.get_seq_length() == 8 and ours._keys.shape[2] >= 8
+    ours.crop(-2)
+    ref.crop(-2)
+    assert torch.equal(ours.keys, ref.keys) and ours.get_seq_length() == 6
+    expanded = PreallocatedLayer(capacity=8)  # a broadcast prefix (hf_prefill) is copied into each row
+    expanded.update(torch.ones(1, 2, 3, 5).expand(4, -1, -1, -1), torch.zeros(1, 2, 3, 5).expand(4, -1, -1, -1))
+    assert expanded.keys.shape == (4, 2, 3, 5) and expanded._keys.shape[2] == 8
+
+
+def _transformers_generate(hf, convs, **kwargs) -> list[str]:
+    """Plain ``model.generate`` (left-padded batch, DynamicCache), cut like our completions."""
+    import torch
+
+    prompts = [hf.encode_chat(c) for c in convs]
+    enc = hf.tokenizer.pad({"input_ids": prompts}, padding=True, padding_side="left", return_tensors="pt")
+    with torch.inference_mode():
+        out = hf.model.generate(**enc, pad_token_id=hf.tokenizer.pad_token_id, eos_token_id=sorted(hf._eos_ids),
+                                **kwargs)
+    width = enc["input_ids"].shape[1]
+    return [hf._completion(row[width:].tolist(), 0, []).text for row in out]
+
+
+@pytest.mark.model
+def test_greedy_equals_transformers_generate_float32(smol_hf):
+    params = GenerationParams(max_new_tokens=20)
+    ours = [c.text for c in smol_hf.generate(PROMPTS, params)]
+    assert ours == _transformers_generate(smol_hf, PROMPTS, max_new_tokens=20, do_sample=False)
+
+
+@pytest.mark.model
+def test_sampling_equals_transformers_generate(smol_hf):
+    """One prompt (no row leaves early), same seed: the same processors in the same order draw the same tokens."""
+    import torch
+
+    params = GenerationParams(max_new_tokens=16, temperature=0.9, top_p=0.8, repetition_penalty=1.2, seed=7)
+    ours = smol_hf.generate(PROMPTS[1:2], params)[0].text
+    torch.manual_seed(7)
+    theirs = _transformers_generate(smol_hf, PROMPTS[1:2], max_new_tokens=16, do_sample=True, temperature=0.9,
+                                    top_p=0.8, top_k=0, repetition_penalty=1.2)[0]
+    assert ours == theirs
+
+
+@pytest.mark.model
+def test_finished_rows_leave_the_batch(smol_hf):
+    widths = []
+    hook = smol_hf.model.get_input_embeddings().register_forward_pre_hook(lambda m, a: widths.append(a[0].shape[0]))
+    try:
+        out = smol_hf.generate([user("Hi"), user("List the planets of the solar system in order from the sun, with "
+                                                 "one fact about each.")], GenerationParams(max_new_tokens=40))
+    finally:
+        hook.remove()
+    assert out[0].finish_reason == "stop" and out[0].completion_tokens < out[1].completion_tokens
+    assert widths[0] == 2 and widths[-1] == 1  # the short answer's row stopped being computed
+    assert len(widths) == out[1].completion_tokens  # prefill + one forward per token after the first
+
+
+@pytest.mark.model
+def test_packed_linears_keep_bf16_logits_and_skip_float32(smol_path: Path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from iteralign.models.hf_linear import pack_linears
+
+    plain = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.bfloat16).eval()
+    packed = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.bfloat16).eval()
+    assert pack_linears(packed) == 7 * plain.config.num_hidden_layers + 1  # q k v o gate up down, and the head
+    ids = torch.tensor([[1, 504, 3458, 314, 260, 1345, 30], [1, 28, 16, 85, 2, 2, 2]])
+    with torch.inference_mode():
+        assert torch.equal(packed(input_ids=ids).logits, plain(input_ids=ids).logits)
+    assert pack_linears(AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)) == 0

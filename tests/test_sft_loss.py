@@ -1,0 +1,168 @@
+"""The answer-only chunked loss (stages/sft_loss.py) and per-sequence attention (stages/sft_attention.py).
+
+The kernel against plain autograd on small tensors (values, metrics and gradients, several chunks); padding removal;
+and, on the real 135M model with LoRA, our head + unpadding + segment attention against TRL's own fused head.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from iteralign.stages import sft_loss  # noqa: E402
+from iteralign.stages.sft_attention import segments  # noqa: E402
+from iteralign.stages.sft_loss import answer_logprobs, unpad  # noqa: E402
+
+
+def test_answer_logprobs_values_metrics_and_gradients_match_autograd(monkeypatch):
+    monkeypatch.setattr(sft_loss, "CHUNK_FLOATS", 3 * 50)  # 3 rows per chunk: 11 rows make 4 chunks
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(11, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(50, generator=g, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 50, (11,), generator=g)
+    targets[0] = (hidden[0] @ weight.t() + bias).argmax()  # at least one top-1 hit
+    scale = torch.randn(11, generator=g, dtype=torch.float64)  # a non-uniform upstream gradient (as in DPO)
+
+    logp, extra = answer_logprobs(hidden, weight, bias, targets, ("entropy", "mean_logits", "is_top1"))
+    grads = torch.autograd.grad((logp * scale).sum(), (hidden, weight, bias))
+
+    z = hidden @ weight.t() + bias
+    ref = torch.log_softmax(z, -1)
+    ref_logp = ref.gather(1, targets[:, None]).squeeze(1)
+    ref_grads = torch.autograd.grad((ref_logp * scale).sum(), (hidden, weight, bias))
+    assert torch.allclose(logp.double(), ref_logp, atol=1e-5)  # float32 accumulation of the log-sum-exp
+    assert torch.allclose(extra["entropy"].double(), -(ref.exp() * ref).sum(-1), atol=1e-5)
+    assert torch.allclose(extra["mean_logits"].double(), z.mean(-1), atol=1e-5)
+    assert torch.equal(extra["is_top1"], z.argmax(-1) == targets) and bool(extra["is_top1"][0])
+    for got, want in zip(grads, ref_grads):
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_answer_logprobs_without_gradient_keeps_nothing():
+    hidden, weight = torch.randn(4, 8), torch.randn(20, 8)
+    with torch.no_grad():
+        logp, extra = answer_logprobs(hidden, weight, None, torch.tensor([1, 2, 3, 4]))
+    assert logp.shape == (4,) and extra == {} and not logp.requires_grad
+
+
+def test_unpad_lays_rows_end_to_end():
+    ids = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0], [1, 2, 3, 4]])
+    mask = (ids != 0).long()
+    mask[2] = 1
+    labels = torch.tensor([[-100, 6, 7, -100], [-100, 9, -100, -100], [1, 2, 3, 4]])
+    out = unpad({"input_ids": ids, "attention_mask": mask, "labels": labels, "extra": "kept"})
+    assert out["input_ids"].tolist() == [[5, 6, 7, 8, 9, 1, 2, 3, 4]]
+    assert out["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 1, 2, 3]]
+    assert out["labels"].tolist() == [[-100, 6, 7, -100, 9, -100, 2, 3, 4]]  # a row's first label is never predicted
+    assert "attention_mask" not in out and out["extra"] == "kept"
+    assert segments(out["position_ids"]) == [(0, 3), (3, 5), (5, 9)]
+    full = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    assert unpad(full) is full  # nothing to remove
+
+
+@pytest.mark.model
+def test_head_unpad_and_segments_equal_trl_fused_head_float32(smol_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    from iteralign.stages.sft_attention import use_segment_attention
+    from iteralign.stages.sft_loss import install_answer_head
+
+    def model(ours: bool):
+        torch.manual_seed(0)
+        m = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)
+        add_fused_lm_head(m, outputs=("log_probs", "entropy", "is_top1"))  # what SFTTrainer installs
+        m = get_peft_model(m, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        if ours:
+            assert install_answer_head(m, ("entropy", "is_top1")) and use_segment_attention(m)
+        return m
+
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, 4000, (3, 24), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 18:], mask[2, 12:] = 0, 0
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, :6] = -100  # the prompt
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    results = []
+    for ours in (False, True):
+        m = model(ours)
+        out = m(**(unpad(batch) if ours else batch), fused_lm_head=True)
+        out.loss.backward()
+        grad = torch.cat([p.grad.flatten() for p in m.parameters() if p.requires_grad])
+        results.append((out.loss, grad, out.entropy[out.label_mask].sum(), out.is_top1.sum()))
+    (loss_t, grad_t, ent_t, top_t), (loss_o, grad_o, ent_o, top_o) = results
+    assert torch.allclose(loss_o, loss_t, rtol=1e-6) and torch.allclose(ent_o, ent_t, rtol=1e-5)
+    assert int(top_o) == int(top_t)
+    assert float((grad_o - grad_t).norm() / grad_t.norm()) < 1e-5
+
+
+@pytest.mark.model
+def test_dpo_reference_logprobs_through_our_head_cached_beside_the_dataset(smol_path, tmp_path):
+    """TRL's DPOTrainer with ``answer_head_trainer``: the precomputed reference log-probabilities are the plain model's
+    (summed over the answer tokens), cached beside a dataset saved in the run folder, and a training step runs."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from iteralign.stages.sft_loss import answer_head_trainer
+
+    rows = [{"prompt": [{"role": "user", "content": f"How do I open lock {i}?"}],
+             "chosen": [{"role": "assistant", "content": "I can't help with that; a locksmith can."}],
+             "rejected": [{"role": "assistant", "content": f"Sure: first, take pin {i}."}]} for i in range(2)]
+    Dataset.from_list(rows).save_to_disk(tmp_path / "data")
+    data = Dataset.load_from_disk(str(tmp_path / "data"))
+    model = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)
+    args = DPOConfig(output_dir=str(tmp_path / "ckpt"), per_device_train_batch_size=2, max_steps=1,
+                     precompute_ref_log_probs=True, report_to="none", use_cpu=True, save_strategy="no", bf16=False)
+    trainer = answer_head_trainer(DPOTrainer)(model=model, args=args, train_dataset=data,
+                                              processing_class=AutoTokenizer.from_pretrained(smol_path),
+                                              peft_config=LoraConfig(r=4, target_modules=["q_proj"]))
+    assert trainer._answer_head
+    assert any(p.name.startswith("cache-") for p in (tmp_path / "data").iterdir())  # reusable on resume
+    plain = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)
+    for row in trainer.train_dataset:
+        for side in ("chosen", "rejected"):
+            ids = torch.tensor([row["prompt_ids"] + row[f"{side}_ids"]])
+            with torch.no_grad():
+                logp = torch.log_softmax(plain(input_ids=ids).logits[0, :-1].float(), -1)
+            n = len(row["prompt_ids"])
+            want = logp[n - 1:].gather(1, ids[0, n:, None]).sum()
+            assert abs(float(want) - row[f"ref_{side}_logps"]) < 1e-3
+    assert trainer.train().training_loss > 0
+
+
+@pytest.mark.model
+def test_sft_trainer_mixin_loss_equals_trl_and_metrics_only_on_request(smol_path, tmp_path):
+    """One optimizer step of TRL's SFTTrainer, plain and with the mixin (metrics off, then on): same loss."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from iteralign.stages.sft_loss import answer_loss_trainer
+
+    rows = [{"prompt": [{"role": "user", "content": f"Say something about {t}."}],
+             "completion": [{"role": "assistant", "content": f"{t.capitalize()} is interesting. " * n}]}
+            for t, n in (("rain", 1), ("the sea", 4))]  # different lengths: the batch is padded
+
+    def step(cls) -> dict:
+        torch.manual_seed(0)
+        args = SFTConfig(output_dir=str(tmp_path / cls.__name__), per_device_train_batch_size=2, max_steps=1,
+                         learning_rate=1e-4, report_to="none", use_cpu=True, bf16=False, save_strategy="no",
+                         logging_steps=1, completion_only_loss=True)
+        trainer = cls(model=AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32), args=args,
+                      train_dataset=Dataset.from_list(rows), processing_class=AutoTokenizer.from_pretrained(smol_path))
+        trainer.train()
+        return trainer.state.log_history[0]
+
+    plain, fast, with_metrics = step(SFTTrainer), step(answer_loss_trainer(SFTTrainer)), step(
+        answer_loss_trainer(SFTTrainer, metrics=True))
+    assert abs(fast["loss"] - plain["loss"]) < 1e-4 and abs(with_metrics["loss"] - plain["loss"]) < 1e-4
+    assert "entropy" in plain and "entropy" not in fast and "mean_token_accuracy" not in fast
+    assert abs(with_metrics["entropy"] - plain["entropy"]) < 1e-3
+    assert with_metrics["mean_token_accuracy"] == plain["mean_token_accuracy"]
+    assert fast["num_tokens"] == plain["num_tokens"]  # padding is not counted either way
