@@ -103,3 +103,15 @@ def test_packed_linears_keep_bf16_logits_and_skip_float32(smol_path: Path):
     with torch.inference_mode():
         assert torch.equal(packed(input_ids=ids).logits, plain(input_ids=ids).logits)
     assert pack_linears(AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)) == 0
+
+
+def test_streamed_pieces_are_the_greedy_answer(smol_hf):
+    """``generate_stream`` (serve's ``stream: true``) feeds the streamer from the decoding loop: the pieces join up to
+    the answer ``generate`` gives, and nothing of the prompt is streamed."""
+    params = GenerationParams(max_new_tokens=24, temperature=0.0)
+    pieces: list[str] = []
+    streamed = smol_hf.generate_stream(PROMPTS[1], params, pieces.append)
+    plain = smol_hf.generate([PROMPTS[1]], params)[0]
+    assert streamed.text == plain.text and len(pieces) > 1
+    assert "".join(pieces).strip().startswith(plain.text.strip()[:40])
+    assert "Name three colours" not in "".join(pieces)
