@@ -110,3 +110,46 @@ def test_scores_through_prompt_logprobs_equal_the_transformers_backend(smol_hf, 
     kwargs = model.engine_kwargs()
     assert kwargs["enable_lora"] and kwargs["max_lora_rank"] == 8 and kwargs["model"] == str(smol_path)
     assert model.identity()["adapter"].startswith("sha256:") and model.identity()["backend"] == "vllm"
+
+
+def test_adapters_of_one_base_share_an_engine(tmp_path, smol_path, smol_adapter):
+    """Each iteration's adapter is a LoRARequest on the engine already loaded for the base (one ``vllm.LLM`` per
+    base), kept while SFT runs only when its memory is capped; a larger adapter than it was built for reloads it."""
+    import json
+
+    from iteralign.models.vllm_engines import EnginePool
+
+    built, stopped = [], []
+
+    def make_engine(**kwargs):
+        engine = SimpleNamespace(kwargs=kwargs, get_tokenizer=lambda: None, llm_engine=SimpleNamespace(
+            engine_core=SimpleNamespace(shutdown=lambda: stopped.append(kwargs["max_lora_rank"]))))
+        built.append(engine)
+        return engine
+
+    api = SimpleNamespace(LLM=make_engine, LoRARequest=FAKE_API.LoRARequest)
+    pool = EnginePool()
+    import iteralign.models.vllm as vllm_module
+
+    original, vllm_module.POOL = vllm_module.POOL, pool
+    try:
+        capped = {"gpu_memory_utilization": 0.35}
+        base = VLLMModel(str(smol_path), ModelConfig(spec=f"vllm:{smol_path}", engine_args=capped), api=api)
+        tuned = VLLMModel(str(smol_path), ModelConfig(spec=f"vllm:{smol_path}", adapter=str(smol_adapter),
+                                                      engine_args=capped), api=api)
+        assert len(built) == 1 and tuned._engine is base._engine and base._lora is None
+        assert tuned._lora.path == str(smol_adapter.resolve()) and tuned._lora.id == pool.lora_id(tuned._lora.path)
+        base.close()  # capped: stays loaded for the next iteration's adapter
+        assert not stopped and len(pool) == 1
+        big = tmp_path / "big"
+        big.mkdir()
+        (big / "adapter_config.json").write_text(json.dumps({"r": 128}))
+        VLLMModel(str(smol_path), ModelConfig(spec=f"vllm:{smol_path}", adapter=str(big), engine_args=capped), api=api)
+        assert len(built) == 2 and stopped == [64] and built[1].kwargs["max_lora_rank"] == 128
+        full = VLLMModel(str(smol_path), ModelConfig(spec=f"vllm:{smol_path}"), api=api)  # default memory share
+        full.close()  # holds most of the GPU: shut down so that SFT gets it
+        assert len(built) == 3 and stopped == [64, 64] and len(pool) == 1
+        pool.close_all()
+        assert stopped == [64, 64, 128] and len(pool) == 0
+    finally:
+        vllm_module.POOL = original

@@ -7,6 +7,8 @@ the run, and changing a setting recomputes exactly the stages that depend on it.
 
 from __future__ import annotations
 
+import sys
+
 import json
 import logging
 from pathlib import Path
@@ -32,6 +34,9 @@ def run_loop(cfg: RunConfig) -> Path:
         align(cfg, run)
     finally:
         run.close()
+        engines = sys.modules.get("iteralign.models.vllm_engines")  # loaded only if a vllm: model was
+        if engines is not None:
+            engines.POOL.close_all()
     return run.path
 
 

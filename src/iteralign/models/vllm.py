@@ -3,7 +3,8 @@
 ``vllm:<hub id or local dir>`` loads the weights once into an ``LLM`` engine (``tensor_parallel_size`` GPUs per
 model, from the model config; any other engine argument through ``engine_args``). A tuned target is the same base
 plus a LoRA adapter, served through a ``LoRARequest`` (``enable_lora=True``, ``max_lora_rank`` read from the
-adapter's config), so each iteration reuses the base weights on disk and only swaps a few megabytes.
+adapter's config) on the engine already loaded for that base (``vllm_engines``: one engine per base model, kept
+while SFT runs when its memory is capped), so each iteration only swaps a few megabytes.
 
 Prompts are rendered by the same function as the transformers backend (``hf.encode_chat``: chat template, plain
 fallback, assistant prefill) and sent as token ids, so both backends see the same prompt tokens. Scoring uses
@@ -17,7 +18,6 @@ with a hand-written fake engine.
 
 from __future__ import annotations
 
-import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,13 @@ from iteralign.models.chat_format import encode_chat, stop_strings
 from iteralign.models.devices import resolve_dtype
 from iteralign.models.hf_scoring import encode_pair
 from iteralign.models.hf_weights import local_identity, weights_fingerprint
+from iteralign.models.vllm_engines import POOL
 from iteralign.types import Completion, Conversation, GenerationParams, LoglikelihoodRequest
 
 #: The LoRA ranks vLLM accepts for ``max_lora_rank``; an adapter's rank is rounded up to the next one.
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+#: The rank an engine loaded without an adapter is built to serve later (a larger adapter reloads the engine).
+DEFAULT_LORA_RANK = 64
 
 MISSING_VLLM = (
     "the vllm: backend needs vLLM, an optional extra that runs on NVIDIA GPUs: pip install 'iteralign[vllm]' "
@@ -95,9 +98,11 @@ class VLLMModel(ChatModel, Scorer):
         self._path = name
         self._api = api or import_vllm(cfg.spec)
         self._identity = identity
-        self._lora = self._api.LoRARequest("iteralign-adapter", 1, str(Path(cfg.adapter).resolve())) \
-            if cfg.adapter else None
-        self._engine = engine if engine is not None else self._api.LLM(**self.engine_kwargs())
+        adapter = str(Path(cfg.adapter).resolve()) if cfg.adapter else None
+        self._lora = self._api.LoRARequest(f"iteralign-{POOL.lora_id(adapter)}", POOL.lora_id(adapter), adapter) \
+            if adapter else None
+        self._pooled = engine is None
+        self._engine = engine if engine is not None else POOL.get(self._api, self.engine_kwargs())
         self._tokenizer = self._engine.get_tokenizer()
         if cfg.chat_template:
             template = Path(cfg.chat_template)
@@ -112,8 +117,10 @@ class VLLMModel(ChatModel, Scorer):
             "dtype": str(resolve_dtype(self.cfg.dtype, "cuda")).removeprefix("torch."),
             "trust_remote_code": self.cfg.trust_remote_code, "seed": 0,
         }
-        if self.cfg.adapter:
-            kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank(self.cfg.adapter))
+        # LoRA always on, so that the engine serves the adapters of later iterations too (vllm_engines); an oracle
+        # that never gets one can turn it off with engine_args: {enable_lora: false}
+        rank = lora_rank(self.cfg.adapter) if self.cfg.adapter else DEFAULT_LORA_RANK
+        kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=rank)
         return kwargs | dict(self.cfg.engine_args)
 
     def identity(self) -> dict[str, Any]:
@@ -123,19 +130,10 @@ class VLLMModel(ChatModel, Scorer):
         return dict(self._identity)
 
     def close(self) -> None:
-        """Shut the engine down and free GPU memory (vLLM's own cleanup where this version has it)."""
+        """Let go of the engine: a shared one is shut down or kept as ``vllm_engines`` says."""
         engine, self._engine = self._engine, None
-        shutdown = getattr(getattr(getattr(engine, "llm_engine", None), "engine_core", None), "shutdown", None)
-        if callable(shutdown):
-            shutdown()
-        del engine
-        gc.collect()
-        try:
-            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
-
-            cleanup_dist_env_and_memory()
-        except ImportError:  # older or absent vLLM: the gc above is all we can do
-            pass
+        if engine is not None and self._pooled:
+            POOL.release(self.engine_kwargs())
 
     def _run(self, token_ids: list[list[int]], sampling: Any) -> list[Any]:
         prompts = [{"prompt_token_ids": ids} for ids in token_ids]
