@@ -128,3 +128,10 @@ class PreferencePair(Record):
     chosen: str
     rejected: str
     failure: Failure | None = None
+
+    @classmethod
+    def from_revision(cls, revision: "Revision") -> "PreferencePair":
+        """The pair a kept revision makes: the revision chosen over the failed answer it replaces."""
+        verdict = revision.answer.verdict
+        return cls(id=revision.id, prompt=revision.prompt, chosen=revision.text, rejected=revision.answer.response,
+                   failure=verdict.failure if verdict else None)

@@ -25,6 +25,7 @@ from iteralign.stages.judge import judge_stage
 from iteralign.stages.propose import propose
 from iteralign.stages.redteam import redteam
 from iteralign.stages.reflect import reflect
+from iteralign.training_data import replay_examples
 
 if TYPE_CHECKING:  # pragma: no cover
     from iteralign.config import RunConfig
@@ -79,10 +80,10 @@ class Steps:
         answers = self.runner(Stage(
             "replay", self.layout.replay, {"model": model, "prompts": prompts, "generation": params, "judge": panel},
             lambda: process(prompts, self.layout.replay, answer_and_judge, model_cfg.batch_size, "replay", Answer)))
-        kept = [a for a in answers if a.finish_reason == "stop" and a.response and a.verdict.label == "aligned"]
+        kept = replay_examples(answers)
         self.run.manifest.mark("replay", kept=len(kept), truncated=sum(a.finish_reason == "length" for a in answers),
                                judged_unaligned=sum(a.verdict.label != "aligned" for a in answers))
-        return [Example(id=a.id, prompt=a.prompt, completion=a.response, origin="replay") for a in kept]
+        return kept
 
     def evaluate(self, target: ModelConfig, held_out: list[Prompt], files: EvalFiles) -> dict:
         """Benchmarks of ``target`` (``eval.json``) and the generated, judged answers (``eval.replies.jsonl``)."""
