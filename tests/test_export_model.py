@@ -186,3 +186,19 @@ def test_push_to_hub_needs_a_token_and_the_hub_online(run: Path, tmp_path: Path,
         with pytest.raises(ExportError, match="no Hugging Face token"):
             push_folder(tmp_path, "me/aligned")
     create.assert_not_called()
+
+
+def test_cli_exports_and_reports_errors_in_one_line(run: Path, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from iteralign.cli import app
+
+    done = CliRunner().invoke(app, ["export", str(run), "--out", str(tmp_path / "a"), "--format", "adapter"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "a" / "adapter_config.json").is_file()
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert f"`iteralign export {run} --out {tmp_path / 'a'} --format adapter`" in card
+    failed = CliRunner().invoke(app, ["export", str(run), "--out", str(tmp_path / "b"), "--format", "onnx"])
+    assert failed.exit_code == 2 and "unknown export format 'onnx'" in failed.output
+    data = CliRunner().invoke(app, ["export-data", str(run), "--out", str(tmp_path / "d")])
+    assert data.exit_code == 0 and "sft: 23 rows" in data.output, data.output

@@ -1,4 +1,5 @@
-"""The `iteralign` command line: run, eval, judge-eval, report, constitution, models, generate, serve.
+"""The `iteralign` command line: run, eval, judge-eval, report, constitution, models, generate, serve, export,
+export-data.
 
 Each command is a thin shell over the Python API: it parses options, calls one function, prints the result.
 Heavy imports happen inside the commands so that `iteralign --help` is instant.
@@ -270,6 +271,12 @@ def compare(
     typer.echo(compare_runs(run_a, run_b, out), nl=False)
     if out:
         typer.echo(f"wrote {out}")
+
+
+from iteralign.export.cli import export, export_data  # noqa: E402  (beside their code; imports only typer)
+
+app.command("export")(export)
+app.command("export-data")(export_data)
 
 
 def main() -> None:  # pragma: no cover - console entry
