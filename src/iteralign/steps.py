@@ -90,6 +90,7 @@ class Steps:
         if not self.cfg.eval.benchmarks:
             return {}
         from iteralign.evals.suite import evaluate as run_evals, write_result
+        from iteralign.tracking import log_evaluation
 
         model, panel = self.roles.get(target), self.roles.panel(self.cfg.eval.judge or self.cfg.judge)
 
@@ -98,6 +99,7 @@ class Steps:
             result = run_evals(model, self.cfg.eval, judge=panel, records=replies,
                                redteam_prompts=None if self.cfg.eval.redteam else held_out)
             write_result(result, files.result, replies)
+            log_evaluation(self.cfg.sft.report_to, self.layout.root, files.name, result)  # sft.report_to
             return result
 
         inputs = {"model": model, "eval": self.cfg.eval, "judge": panel, "held_out": held_out}
@@ -179,7 +181,8 @@ class Steps:
                          chat_template=target.chat_template)
             return run_sft(job)
 
-        training = self.cfg.sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation"})
+        training = self.cfg.sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation",
+                                                    "report_to"})  # where curves go does not change the model
         inputs = {"model": handle, "examples": examples, "sft": training, "seed": self.cfg.run.seed}
         self.runner(Stage(files.key("sft"), files.sft, inputs, compute,
                           lambda: json.loads(files.train_stats.read_text()),
