@@ -72,7 +72,7 @@ def test_wandb_and_trackio_runs_are_named_after_the_run_and_iteration(tmp_path: 
 
 def test_a_tracker_that_is_not_installed_is_refused_with_the_extra_to_install(monkeypatch):
     monkeypatch.setattr(tracking.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(tracking.TrackerMissing, match=r"wandb needs the wandb package: pip install 'iteralign\[wandb\]'"):
+    with pytest.raises(tracking.TrackerMissing, match=r"wandb needs the wandb package: pip install 'iteralign\[wandb"):
         tracking.check_tracker("wandb")
     tracking.check_tracker("none")
 

@@ -2,10 +2,11 @@
 
 A ``Benchmark`` is one data set and the scores it produces (TruthfulQA gives ``truthfulqa_mc1`` and
 ``truthfulqa_mc2`` from one pass). It is registered under its group name in ``BENCHMARKS`` (iteralign's own in
-``evals.builtin``; others through the ``iteralign.benchmarks`` entry-point group) and declares its score names,
-which of them are better when lower (or, for a family such as ``lm_eval:<task>``, a name ``prefix``), and whether it scores log-likelihoods (``needs = "scorer"``) or generates
-answers (``"generator"``). ``run(ctx, wanted)`` returns the wanted scores and the per-item records (the generated
-answers, with their verdicts) that ``eval.replies.jsonl`` keeps.
+``evals.builtin``; others through the ``iteralign.benchmarks`` entry-point group) and declares its score names
+(or, for an open family such as ``lm_eval:<task>``, a name ``prefix``), which of them are better when lower, and
+whether it scores log-likelihoods (``needs = "scorer"``) or generates answers (``"generator"``). ``run(ctx, wanted)``
+returns the wanted scores and the per-item records (the generated answers, with their verdicts) that
+``eval.replies.jsonl`` keeps.
 """
 
 from __future__ import annotations

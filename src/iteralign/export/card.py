@@ -8,8 +8,6 @@ that exported it.
 
 from __future__ import annotations
 
-import json
-
 import yaml
 
 from iteralign.constitution import load
@@ -116,5 +114,4 @@ def _constitution(rm: RunModel) -> list[str]:
 
 def card_metadata(card: str) -> dict:
     """The YAML metadata block at the top of a card (for tests and the hub)."""
-    block = card.split("---", 2)[1]
-    return json.loads(json.dumps(yaml.safe_load(block)))
+    return yaml.safe_load(card.split("---", 2)[1])
