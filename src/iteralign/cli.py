@@ -177,7 +177,8 @@ def eval_(
     model: str = typer.Option(..., "--model", "-m", help="Model spec, e.g. offline:smollm2-135m-instruct."),
     adapter: Optional[Path] = typer.Option(None, help="LoRA adapter directory to apply."),
     benchmarks: str = typer.Option("all", help="Comma-separated benchmarks or groups: truthfulqa, hhh, xstest, "
-                                   "redteam, multiple_choice, generation, all, or names such as hhh_harmless."),
+                                   "redteam, multiple_choice, generation, all, or names such as hhh_harmless; "
+                                   "lm_eval:<task or task.yaml> runs an lm-evaluation-harness task."),
     limit: Optional[int] = typer.Option(None, min=1, help="Items per benchmark (per HHH category, XSTest label)."),
     out: Optional[Path] = typer.Option(None, help="Write the result JSON here (replies go to <stem>.replies.jsonl)."),
     data_dir: Optional[Path] = typer.Option(None, help="Benchmark folder tried first (then $ITERALIGN_BENCHMARKS, the packaged copy, the hub)."),

@@ -24,7 +24,7 @@ tokenizer = AutoTokenizer.from_pretrained("{where}")
     "merged": """```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-model = AutoModelForCausalLM.from_pretrained("{where}")
+model = AutoModelForCausalLM.from_pretrained("{where}", use_safetensors=True)
 tokenizer = AutoTokenizer.from_pretrained("{where}")
 ```
 Or serve it: `iteralign serve --model hf:{where}`, `vllm serve {where}`.""",

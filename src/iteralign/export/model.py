@@ -73,7 +73,7 @@ def merged_model(rm: RunModel, dtype: str = "auto") -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM
 
     source = rm.base_source()
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32,
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, use_safetensors=True,
                                                  trust_remote_code=rm.model.trust_remote_code)
     saved_dtype = getattr(model.config, "dtype", None) or torch.float32
     if rm.adapter:
