@@ -80,10 +80,20 @@ def test_a_local_task_runs_on_the_model_with_its_adapter(smol_path: Path, tmp_pa
 
 
 @pytest.mark.model
-def test_limit_is_passed_to_lm_eval(smol_path: Path, task_file: Path):
+def test_limit_is_passed_to_lm_eval_and_the_cli_evaluates_a_loaded_model(smol_path: Path, task_file: Path,
+                                                                          tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from iteralign.cli import app
+
     handle = ModelHandle(ModelConfig(spec=f"hf:{smol_path}", dtype="float32", device="cpu"))
     result = run_evals(handle, [f"lm_eval:{task_file}"], limit=4)
     assert result["benchmarks"][f"lm_eval:{task_file}"]["n"] == 4
+    out = tmp_path / "eval.json"  # `iteralign eval` hands the backend's model itself, not a handle
+    done = CliRunner().invoke(app, ["eval", "--model", f"hf:{smol_path}", "--dtype", "float32", "--limit", "4",
+                                    "--benchmarks", f"lm_eval:{task_file}", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert json.loads(out.read_text())["benchmarks"] == result["benchmarks"]
 
 
 def test_missing_lm_eval_is_a_clear_error(monkeypatch, task_file: Path):

@@ -68,8 +68,8 @@ def _harness_model(handle: Any) -> Any:
     _import_lm_eval()
     from lm_eval.models.huggingface import HFLM
 
-    model = getattr(handle, "model", handle)  # a ModelHandle's backend model, loaded now
-    if not (hasattr(model, "model") and hasattr(model, "tokenizer")):
+    model = handle if hasattr(handle, "tokenizer") else getattr(handle, "model", handle)  # a ModelHandle: its
+    if not (hasattr(model, "model") and hasattr(model, "tokenizer")):                 # backend model, loaded now
         spec = getattr(getattr(handle, "cfg", None), "spec", type(model).__name__)
         raise LMEvalUnavailable(f"lm_eval:<task> evaluates a transformers model (hf:, gguf:, offline: backends); "
                                 f"{spec} is not one")
