@@ -202,3 +202,28 @@ def test_cli_exports_and_reports_errors_in_one_line(run: Path, tmp_path: Path):
     assert failed.exit_code == 2 and "unknown export format 'onnx'" in failed.output
     data = CliRunner().invoke(app, ["export-data", str(run), "--out", str(tmp_path / "d")])
     assert data.exit_code == 0 and "sft: 23 rows" in data.output, data.output
+
+
+def test_a_full_sft_iteration_exports_its_saved_model_and_has_no_adapter(run: Path, tmp_path: Path):
+    """After full SFT the summary's target is ``hf:<iter-NNN/sft/model>``; a moved run folder still finds it."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    moved = tmp_path / "full-run"
+    shutil.copytree(run, moved)
+    saved = moved / "iter-000" / "sft" / "model"
+    shutil.copytree(run.parent / "base", saved)  # stands in for the fully fine-tuned weights
+    summary = moved / "iter-000" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["target"] = data["target"] | {"spec": "hf:/gone/runs/tiny/iter-000/sft/model", "adapter": None}
+    summary.write_text(json.dumps(data))
+    found = find_model(moved)
+    assert found.model.spec == f"hf:{saved}" and found.adapter is None and found.base_source() == str(saved)
+    with pytest.raises(ExportError, match="full fine-tuning: there is no adapter"):
+        export_model(moved, tmp_path / "a", "adapter")
+    out = export_model(moved, tmp_path / "m", "merged")
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(str(run.parent / "base"), dtype=torch.float32)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
