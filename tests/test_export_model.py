@@ -227,3 +227,27 @@ def test_a_full_sft_iteration_exports_its_saved_model_and_has_no_adapter(run: Pa
     model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
     base = AutoModelForCausalLM.from_pretrained(str(run.parent / "base"), dtype=torch.float32)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
+
+
+def test_gguf_writer_maps_a_qwen2_model_biases_and_untied_head_included(smol_path: Path, tmp_path: Path):
+    """Qwen2's attention biases and an untied output projection survive the GGUF round trip (f32: same logits)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from iteralign.export.gguf_file import write_gguf
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(smol_path))
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         tie_word_embeddings=False, initializer_range=0.2)
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():  # non-zero biases, so that a lost bias changes the logits
+        for layer in model.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                proj.bias.normal_(0, 0.5)
+    path = write_gguf(model, tokenizer, tmp_path / "qwen.gguf", "f32")
+    loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file=path.name, dtype=torch.float32).eval()
+    ids = torch.tensor([tokenizer("The capital of France is Paris.").input_ids])
+    with torch.no_grad():
+        assert torch.allclose(loaded(ids).logits, model(ids).logits, atol=1e-4)
