@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 RUN_CONFIG ?= configs/default.yaml
 
-.PHONY: run test test-slow install install-models lock bench bench-deps clean
+.PHONY: run test test-slow install install-models install-extras lock bench bench-deps clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,19 +32,26 @@ $(VENV)/.plugin: tests/plugin/pyproject.toml $(VENV)/.installed
 	$(PIP) install -q --no-deps -e tests/plugin
 	touch $@
 
+# The optional extras the tests exercise (tensorboard, lm-evaluation-harness), exact pins, --no-deps on the lock.
+$(VENV)/.extras: requirements-extras.txt $(VENV)/.installed
+	$(PIP) install -q --no-deps -r requirements-extras.txt
+	touch $@
+
+install-extras: $(VENV)/.extras
+
 # The report's browser test needs Debian's chromium: installed once here (a no-op when present).
-test: $(VENV)/.installed $(VENV)/.plugin
+test: $(VENV)/.installed $(VENV)/.plugin $(VENV)/.extras
 	sh scripts/install-chromium.sh
 	$(BIN)/python -m pytest -q
 
-test-slow: $(VENV)/.installed $(VENV)/.models $(VENV)/.plugin
+test-slow: $(VENV)/.installed $(VENV)/.models $(VENV)/.plugin $(VENV)/.extras
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/generation.py
 
 # lm-evaluation-harness and its extra packages (exact pins) for bench/compare_lm_eval.py; --no-deps keeps the lock.
-$(VENV)/.bench: requirements-bench.txt $(VENV)/.installed
+$(VENV)/.bench: requirements-bench.txt requirements-extras.txt $(VENV)/.installed
 	$(PIP) install -q --no-deps -r requirements-bench.txt
 	touch $@
 

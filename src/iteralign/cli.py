@@ -1,4 +1,5 @@
-"""The `iteralign` command line: run, eval, judge-eval, report, constitution, models, generate, serve.
+"""The `iteralign` command line: run, eval, judge-eval, report, constitution, models, generate, serve, export,
+export-data.
 
 Each command is a thin shell over the Python API: it parses options, calls one function, prints the result.
 Heavy imports happen inside the commands so that `iteralign --help` is instant.
@@ -181,7 +182,8 @@ def eval_(
     model: str = typer.Option(..., "--model", "-m", help="Model spec, e.g. offline:smollm2-135m-instruct."),
     adapter: Optional[Path] = typer.Option(None, help="LoRA adapter directory to apply."),
     benchmarks: str = typer.Option("all", help="Comma-separated benchmarks or groups: truthfulqa, hhh, xstest, "
-                                   "redteam, multiple_choice, generation, all, or names such as hhh_harmless."),
+                                   "redteam, multiple_choice, generation, all, or names such as hhh_harmless; "
+                                   "lm_eval:<task or task.yaml> runs an lm-evaluation-harness task."),
     limit: Optional[int] = typer.Option(None, min=1, help="Items per benchmark (per HHH category, XSTest label)."),
     out: Optional[Path] = typer.Option(None, help="Write the result JSON here (replies go to <stem>.replies.jsonl)."),
     data_dir: Optional[Path] = typer.Option(None, help="Benchmark folder tried first (then $ITERALIGN_BENCHMARKS, the packaged copy, the hub)."),
@@ -275,6 +277,12 @@ def compare(
     typer.echo(compare_runs(run_a, run_b, out), nl=False)
     if out:
         typer.echo(f"wrote {out}")
+
+
+from iteralign.export.cli import export, export_data  # noqa: E402  (beside their code; imports only typer)
+
+app.command("export")(export)
+app.command("export-data")(export_data)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -25,6 +25,7 @@ from iteralign.stages.judge import judge_stage
 from iteralign.stages.propose import principle_kind, propose
 from iteralign.stages.redteam import redteam
 from iteralign.stages.reflect import reflect
+from iteralign.training_data import replay_examples
 
 if TYPE_CHECKING:  # pragma: no cover
     from iteralign.config import RunConfig
@@ -87,16 +88,17 @@ class Steps:
         answers = self.runner(Stage(
             "replay", self.layout.replay, {"model": model, "prompts": prompts, "generation": params, "judge": panel},
             lambda: process(prompts, self.layout.replay, answer_and_judge, model_cfg.batch_size, "replay", Answer)))
-        kept = [a for a in answers if a.finish_reason == "stop" and a.response and a.verdict.label == "aligned"]
+        kept = replay_examples(answers)
         self.run.manifest.mark("replay", kept=len(kept), truncated=sum(a.finish_reason == "length" for a in answers),
                                judged_unaligned=sum(a.verdict.label != "aligned" for a in answers))
-        return [Example(id=a.id, prompt=a.prompt, completion=a.response, origin="replay") for a in kept]
+        return kept
 
     def evaluate(self, target: ModelConfig, held_out: list[Prompt], files: EvalFiles) -> dict:
         """Benchmarks of ``target`` (``eval.json``) and the generated, judged answers (``eval.replies.jsonl``)."""
         if not self.cfg.eval.benchmarks:
             return {}
         from iteralign.evals.suite import evaluate as run_evals, write_result
+        from iteralign.tracking import log_evaluation
 
         model, panel = self.roles.get(target), self.roles.panel(self.cfg.eval.judge or self.cfg.judge)
 
@@ -105,6 +107,7 @@ class Steps:
             result = run_evals(model, self.cfg.eval, judge=panel, records=replies, work_dir=files.partial,
                                redteam_prompts=None if self.cfg.eval.redteam else held_out)
             write_result(result, files.result, replies)
+            log_evaluation(self.cfg.sft.report_to, self.layout.root, files.name, result)  # sft.report_to
             return result
 
         inputs = {"model": model, "eval": self.cfg.eval, "judge": panel, "held_out": held_out}
@@ -230,7 +233,8 @@ class Steps:
                          chat_template=target.chat_template)
             return run_sft(job)
 
-        training = self.cfg.sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation"})
+        training = self.cfg.sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation",
+                                                    "report_to"})  # where curves go does not change the model
         inputs = {"model": handle, "examples": examples, "sft": training, "seed": self.cfg.run.seed}
         self.runner(Stage(files.key("sft"), files.sft, inputs, compute,
                           lambda: json.loads(files.train_stats.read_text()),

@@ -2,10 +2,11 @@
 
 A ``Benchmark`` is one data set and the scores it produces (TruthfulQA gives ``truthfulqa_mc1`` and
 ``truthfulqa_mc2`` from one pass). It is registered under its group name in ``BENCHMARKS`` (iteralign's own in
-``evals.builtin``; others through the ``iteralign.benchmarks`` entry-point group) and declares its score names,
-which of them are better when lower, and whether it scores log-likelihoods (``needs = "scorer"``) or generates
-answers (``"generator"``). ``run(ctx, wanted)`` returns the wanted scores and the per-item records (the generated
-answers, with their verdicts) that ``eval.replies.jsonl`` keeps.
+``evals.builtin``; others through the ``iteralign.benchmarks`` entry-point group) and declares its score names
+(or, for an open family such as ``lm_eval:<task>``, a name ``prefix``), which of them are better when lower, and
+whether it scores log-likelihoods (``needs = "scorer"``) or generates answers (``"generator"``). ``run(ctx, wanted)``
+returns the wanted scores and the per-item records (the generated answers, with their verdicts) that
+``eval.replies.jsonl`` keeps.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ class Benchmark(ABC):
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
     needs: ClassVar[Literal["scorer", "generator"]] = "scorer"
     order: ClassVar[int] = 100  # where its scores come in eval.json and tables (built-ins 10-40)
+    #: A family of open-ended score names ``<prefix>:<anything>`` (``lm_eval:<task>``) instead of fixed ``scores``:
+    #: ``eval.benchmarks`` and ``gate.regressions`` accept any name with the prefix; ``run`` resolves it.
+    prefix: ClassVar[str | None] = None
+
+    @classmethod
+    def is_lower_better(cls, name: str) -> bool:
+        """Whether lower is better for the score ``name`` (open-ended families decide from the name)."""
+        return name in cls.lower_is_better
 
     @abstractmethod
     def run(self, ctx: EvalContext, wanted: list[str]) -> BenchmarkOutput:

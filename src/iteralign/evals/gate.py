@@ -19,7 +19,7 @@ import logging
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iteralign.evals.names import lower_is_better, score_names
+from iteralign.evals.names import is_score_name, lower_is_better, score_names
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class GateConfig(BaseModel):
     @classmethod
     def _known(cls, value: dict[str, float]) -> dict[str, float]:
         for name, allowed in value.items():
-            if name not in score_names():
+            if not is_score_name(name):  # a fixed name or a family's (lm_eval:<task>)
                 raise ValueError(f"unknown benchmark {name!r} in gate.regressions; known: {', '.join(score_names())}")
             if allowed < 0:
                 raise ValueError(f"gate.regressions.{name} must be >= 0, got {allowed}")

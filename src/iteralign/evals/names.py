@@ -2,7 +2,8 @@
 derived from the benchmarks registered in ``evals.benchmark.BENCHMARKS``, so a plugin's benchmark is a name like any.
 
 Groups: each benchmark's own name (``truthfulqa``, ``hhh``, ``xstest``, ``redteam``...), ``multiple_choice`` (every
-log-likelihood benchmark), ``generation`` (every generating one) and ``all``.
+log-likelihood benchmark), ``generation`` (every generating one) and ``all``. A benchmark with a ``prefix`` accepts
+any score name ``<prefix>:<rest>`` (``lm_eval:arc_easy``); such names are never part of a group.
 """
 
 from __future__ import annotations
@@ -30,20 +31,38 @@ def groups() -> dict[str, tuple[str, ...]]:
     return out
 
 
+def family(name: str) -> tuple[str, type[Benchmark]] | None:
+    """The benchmark whose ``prefix`` the open-ended score ``name`` (``lm_eval:<task>``) carries, if any."""
+    head, sep, rest = name.partition(":")
+    if not sep or not rest.strip():
+        return None
+    return next(((group, cls) for group, cls in _ordered() if cls.prefix == head), None)
+
+
+def is_score_name(name: str) -> bool:
+    """A fixed score name of a registered benchmark, or a name in a benchmark family (``lm_eval:<task>``)."""
+    return name in score_names() or family(name) is not None
+
+
 def lower_is_better(name: str) -> bool:
     """True for scores where lower is better (attack success, over-refusal)."""
+    found = family(name)
+    if found:
+        return found[1].is_lower_better(name)
     return any(name in cls.lower_is_better for _, cls in BENCHMARKS.items())
 
 
 def owner(name: str) -> str:
     """The benchmark (group name) that produces score ``name``."""
-    return next(group for group, cls in _ordered() if name in cls.scores)
+    found = family(name)
+    return found[0] if found else next(group for group, cls in _ordered() if name in cls.scores)
 
 
 def expand(names: Iterable[str]) -> list[str]:
-    """Score names with groups expanded, deduplicated, in canonical order; unknown names raise ValueError."""
+    """Score names with groups expanded, deduplicated, in canonical order (family names such as ``lm_eval:<task>``
+    last, in the order given); unknown names raise ValueError."""
     known, by_group = score_names(), groups()
-    wanted = set()
+    wanted, families = set(), []
     for raw in names:
         name = raw.strip()
         if not name:
@@ -52,8 +71,12 @@ def expand(names: Iterable[str]) -> list[str]:
             wanted.update(by_group[name])
         elif name in known:
             wanted.add(name)
+        elif family(name):
+            families += [name] if name not in families else []
         else:
-            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(known)}; groups: {', '.join(by_group)}")
-    if not wanted:
+            prefixes = [f"{cls.prefix}:<name>" for _, cls in _ordered() if cls.prefix]
+            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(known + tuple(prefixes))}; groups: "
+                             f"{', '.join(by_group)}")
+    if not wanted and not families:
         raise ValueError("no benchmark selected")
-    return [b for b in known if b in wanted]
+    return [b for b in known if b in wanted] + families

@@ -55,18 +55,20 @@ def train(job: SFTJob) -> dict:
     from iteralign.stages.sft_loss import answer_loss_trainer
     from iteralign.stages.sft_model import load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
+    from iteralign.tracking import trainer_reporting
 
     ckpt_dir = out / "checkpoints"
     check_disk(out, job.base, job.cfg.method, job.cfg.bf16)  # fail now, not at the last checkpoint
     tokenizer = load_tokenizer(job.base, job.chat_template, job.trust_remote_code)
     checkpointing = job.cfg.gradient_checkpointing
+    reporting, trackers = trainer_reporting(job.cfg.report_to, out)  # sft.report_to; a missing package fails now
     args = TRLConfig(
         output_dir=str(ckpt_dir), num_train_epochs=job.cfg.epochs, per_device_train_batch_size=job.cfg.batch_size,
         gradient_accumulation_steps=job.cfg.grad_accum, learning_rate=job.cfg.learning_rate,
         lr_scheduler_type=job.cfg.lr_scheduler, warmup_steps=job.cfg.warmup_ratio,  # a float < 1 is a ratio
         bf16=job.cfg.bf16, gradient_checkpointing=checkpointing, activation_checkpointing=checkpointing,
         max_length=job.cfg.max_length, packing=job.cfg.packing, completion_only_loss=True, save_strategy="epoch",
-        save_total_limit=1, logging_steps=1, report_to="none", seed=job.seed, use_cpu=not torch.cuda.is_available(),
+        save_total_limit=1, logging_steps=1, **reporting, seed=job.seed, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
     )
     timer = StepTimer()
@@ -77,6 +79,8 @@ def train(job: SFTJob) -> dict:
     if args.disable_tqdm:  # off a terminal: our one line per step instead of the Trainer's printed log dicts
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(StepLog())
+    for callback in trackers:
+        trainer.add_callback(callback)
     started = time.time()
     resume = resume_point(ckpt_dir)  # the newest complete checkpoint: a kill may have cut the last save short
     result = trainer.train(resume_from_checkpoint=resume)

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from iteralign.data.sources import PromptSourceConfig
 from iteralign.records import Example
+from iteralign.tracking import Tracker
 from iteralign.types import GenerationParams, Strict
 
 
@@ -58,6 +59,10 @@ class SFTConfig(Strict):
     packing: bool = Field(False, description="Pack several examples into each max_length row (TRL best-fit "
                           "packing, padding-free; each example attends only to itself). See BENCHMARKS.md for when "
                           "it pays.")
+
+    report_to: Tracker = Field("none", description="Where training curves (loss, learning rate) and the evaluation "
+                               "figures of each iteration go: none, tensorboard (iter-NNN/sft/tensorboard and "
+                               "tensorboard/ in the run folder), wandb or trackio (offline modes work).")
 
     @model_validator(mode="after")
     def _check_quantization(self) -> "SFTConfig":

@@ -1,0 +1,117 @@
+"""The training data of a run, built in one place: SFT examples, preference pairs, and the rows other trainers read.
+
+``iteralign export-data`` builds its rows with the rules the loop trains by (the replay filter is the loop's own
+function here; revisions and pairs follow the loop's ``kept`` flag), so the exported data is the data the run used:
+
+- ``revision_examples(revisions)``: kept revisions (re-judged aligned) as SFT examples, prompt -> revised text;
+- ``replay_examples(answers)``: replay answers fit to train on: judged aligned, not cut off by the length limit
+  (training on them would teach the model to stop mid-sentence), not empty;
+- ``preference_pairs(revisions)``: for each kept revision, chosen = the revision, rejected = the failed answer it
+  replaces (``PreferencePair.from_revision``, as the loop builds them for DPO);
+- ``RunData.read(layout)``: all of the above for a run folder, with the iteration each record comes from, and the
+  constitution with its provenance;
+- row converters in the column layouts TRL, alignment-handbook and axolotl read: ``sft_row`` (``messages``, a
+  conversation), ``preference_row`` (``prompt`` / ``chosen`` / ``rejected`` as conversations, TRL's
+  "conversational preference" type), ``principle_row``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from iteralign.constitution import Constitution, load
+from iteralign.layout import RunLayout
+from iteralign.records import Answer, Example, PreferencePair, Revision
+from iteralign.run import read_jsonl
+
+
+def revision_examples(revisions: Iterable[Revision]) -> list[Example]:
+    """Kept revisions as supervised examples (what each iteration's SFT trains on, beside the replay set)."""
+    return [Example(id=r.id, prompt=r.prompt, completion=r.text) for r in revisions if r.kept]
+
+
+def trainable_replay(answer: Answer) -> bool:
+    """A replay answer is trained on when judged aligned, finished (not cut by the length limit) and not empty."""
+    return (answer.finish_reason == "stop" and bool(answer.response) and answer.verdict is not None
+            and answer.verdict.label == "aligned")
+
+
+def replay_examples(answers: Iterable[Answer]) -> list[Example]:
+    """The replay answers fit to train on (``trainable_replay``), as supervised examples."""
+    return [Example(id=a.id, prompt=a.prompt, completion=a.response, origin="replay")
+            for a in answers if trainable_replay(a)]
+
+
+def preference_pairs(revisions: Iterable[Revision]) -> list[PreferencePair]:
+    """Chosen = a kept revision, rejected = the failed answer it rewrites (``PreferencePair.from_revision``, the
+    pairs the DPO stage trains on); revisions not kept make no pair (their own verdict did not find them better)."""
+    return [PreferencePair.from_revision(r) for r in revisions if r.kept]
+
+
+# --- a run folder's training data ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunData:
+    """Everything a run trained on (or could train a preference stage on), with the iteration of each record."""
+
+    examples: list[tuple[int | None, Example]] = field(default_factory=list)  # None: replay, shared by iterations
+    pairs: list[tuple[int, PreferencePair]] = field(default_factory=list)
+    constitution: Constitution = field(default_factory=Constitution)
+    failure_prompts: dict[str, str] = field(default_factory=dict)  # failure id -> prompt text (provenance)
+
+    @classmethod
+    def read(cls, layout: RunLayout) -> "RunData":
+        """Read the run folder through its layout: every iteration's revisions, the replay set, the constitution."""
+        data = cls()
+        for files in layout.iterations():
+            revisions = [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
+            data.examples += [(files.index, e) for e in revision_examples(revisions)]
+            data.pairs += [(files.index, p) for p in preference_pairs(revisions)]
+            for answer in map(Answer.model_validate, read_jsonl(files.verdicts)):
+                data.failure_prompts[answer.id] = answer.prompt.text
+        replay = [Answer.model_validate(r) for r in read_jsonl(layout.replay)]
+        data.examples += [(None, e) for e in replay_examples(replay)]
+        if layout.constitution.exists():
+            data.constitution = load(layout.constitution)
+        return data
+
+    def sft_rows(self) -> list[dict]:
+        return [sft_row(e, it) for it, e in self.examples]
+
+    def preference_rows(self) -> list[dict]:
+        return [preference_row(p, it) for it, p in self.pairs]
+
+    def principle_rows(self) -> list[dict]:
+        return [principle_row(p, self.failure_prompts) for p in self.constitution]
+
+
+def sft_row(example: Example, iteration: int | None = None) -> dict:
+    """``messages`` (user prompt, assistant completion): TRL's conversational language-modeling type, the layout
+    alignment-handbook's SFT recipes and axolotl's ``type: chat_template`` read; provenance in the other columns."""
+    return {"id": example.id,
+            "messages": [{"role": "user", "content": example.prompt.text},
+                         {"role": "assistant", "content": example.completion}],
+            "origin": example.origin, "iteration": iteration, "category": example.prompt.category,
+            "source": example.prompt.source}
+
+
+def preference_row(pair: PreferencePair, iteration: int | None = None) -> dict:
+    """TRL's conversational preference type: ``prompt`` (the user turn), ``chosen`` and ``rejected`` (one assistant
+    turn each); DPOTrainer, alignment-handbook's DPO recipes and axolotl's ``chat_template.default`` (with
+    ``field_messages: prompt``) read it."""
+    return {"id": pair.id, "prompt": [{"role": "user", "content": pair.prompt.text}],
+            "chosen": [{"role": "assistant", "content": pair.chosen}],
+            "rejected": [{"role": "assistant", "content": pair.rejected}],
+            "failure": pair.failure, "iteration": iteration, "category": pair.prompt.category}
+
+
+def principle_row(principle, failure_prompts: dict[str, str] | None = None) -> dict:
+    """One principle with its provenance: the iteration that proposed it, the failures it came from (ids and prompt
+    texts), its status, origin and how many kept revisions it guided."""
+    prompts = failure_prompts or {}
+    return {"id": principle.id, "text": principle.text, "iteration": principle.iteration,
+            "status": principle.status, "origin": principle.origin, "uses": principle.uses,
+            "created": principle.created, "source_failure_ids": list(principle.source_failure_ids),
+            "source_prompts": [prompts[i] for i in principle.source_failure_ids if i in prompts]}
