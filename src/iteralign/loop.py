@@ -18,10 +18,11 @@ from iteralign.constitution import Constitution, save
 from iteralign.data.split import PromptSplit
 from iteralign.layout import IterationFiles
 from iteralign.ledger import Ledger
-from iteralign.records import Example, PreferencePair, Prompt, Revision
+from iteralign.records import Prompt, Revision
 from iteralign.roles import Roles
 from iteralign.run import RunDir, read_jsonl, write_json
 from iteralign.steps import Steps
+from iteralign.training_data import preference_pairs, revision_examples
 from iteralign.stopping import stop_reason
 
 log = logging.getLogger("iteralign")
@@ -69,10 +70,9 @@ def align(cfg: RunConfig, run: RunDir) -> None:
         if failures:
             store = steps.propose(files, failures)
             revisions = steps.reflect(files, target, failures, store)
-            kept = [r for r in revisions if r.kept]
-            examples = [Example(id=r.id, prompt=r.prompt, completion=r.text) for r in kept]
-            pairs = [PreferencePair.from_revision(r) for r in kept]
-            summary |= {"principles": len(store.active()), "revisions": len(revisions), "revisions_kept": len(kept)}
+            examples, pairs = revision_examples(revisions), preference_pairs(revisions)  # kept revisions only
+            summary |= {"principles": len(store.active()), "revisions": len(revisions),
+                        "revisions_kept": len(examples)}
             count_uses(run, store)
             if examples and cfg.sft.enabled:
                 roles.release(target)  # frees its memory for training; reloaded if needed

@@ -211,7 +211,8 @@ class Steps:
                                     seed=self.cfg.run.seed, trust_remote_code=target.trust_remote_code,
                                     chat_template=target.chat_template))
 
-        training = self.cfg.sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation"})
+        training = self.cfg.sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation",
+                                                    "report_to"})  # where curves go does not change the model
         inputs = {"model": handle, "pairs": pairs, "sft": training, "dpo": self.cfg.train.dpo,
                   "seed": self.cfg.run.seed}
         self.runner(Stage(files.key("dpo"), files.dpo, inputs, compute, lambda: json.loads(files.dpo_stats.read_text()),

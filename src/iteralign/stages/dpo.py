@@ -69,6 +69,7 @@ def train_dpo(job: DPOJob) -> dict:
     from iteralign.stages.sft_guard import check_disk, resume_point
     from iteralign.stages.sft_model import load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
+    from iteralign.tracking import trainer_reporting
 
     out, cfg = Path(job.out_dir), job.cfg
     final, ckpt_dir = out / "adapter", out / "checkpoints"
@@ -76,18 +77,19 @@ def train_dpo(job: DPOJob) -> dict:
     check_disk(out, job.base, "lora", cfg.bf16)
     tokenizer = load_tokenizer(job.base, job.chat_template, job.trust_remote_code)
     dataset = pairs_dataset(job.pairs, tokenizer, end_of_turn_ids(job.base, tokenizer), out / "pairs")
+    reporting, trackers = trainer_reporting(cfg.report_to, out)  # sft.report_to: DPO curves go to the same tracker
     args = DPOConfig(
         output_dir=str(ckpt_dir), num_train_epochs=job.dpo.epochs, per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=job.dpo.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, bf16=cfg.bf16, max_length=cfg.max_length,
         beta=job.dpo.beta, loss_type=[job.dpo.loss_type], precompute_ref_log_probs=True,
         gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="epoch", save_total_limit=1,
-        logging_steps=1, report_to="none", seed=job.seed, use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0,
+        logging_steps=1, seed=job.seed, use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, **reporting,
     )
     timer = StepTimer()
     trainer = trainer_class()(model=load_model(job), ref_model=None, args=args, train_dataset=dataset,
-                              processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
+                              processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer, *trackers])
     started = time.time()
     resume = resume_point(ckpt_dir)
     result = trainer.train(resume_from_checkpoint=resume)
