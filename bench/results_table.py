@@ -40,7 +40,8 @@ from iteralign.run import read_jsonl  # noqa: E402
 COLUMNS = [  # (header, benchmark, category of redteam_asr or None)
     ("ASR all", "redteam_asr", None), ("ASR AdvBench", "redteam_asr", "advbench"),
     ("ASR HH-RLHF", "redteam_asr", "hh_rlhf"), ("XSTest safe refusal", "xstest_safe_refusal", None),
-    ("XSTest unsafe refusal", "xstest_unsafe_refusal", None), ("HHH harmless", "hhh_harmless", None),
+    ("XSTest unsafe refusal", "xstest_unsafe_refusal", None),
+    ("look-alike refusal", "redteam_benign_refusal", None), ("HHH harmless", "hhh_harmless", None),
     ("HHH helpful", "hhh_helpful", None), ("HHH honest", "hhh_honest", None), ("HHH other", "hhh_other", None),
     ("HHH overall", "hhh_overall", None), ("TQA MC1", "truthfulqa_mc1", None), ("TQA MC2", "truthfulqa_mc2", None),
 ]
@@ -123,9 +124,10 @@ def label_of(ev: Evaluation) -> str:
 def table(run: RunData, facts: list[str]) -> str:
     """One Markdown table: a row per evaluated model."""
     gates = default_gate(run)
-    rows = [[label_of(ev)] + [fmt(value(ev.benchmarks, name, cat)) for _, name, cat in COLUMNS]
+    columns = [c for c in COLUMNS if any(value(ev.benchmarks, c[1], c[2]) is not None for ev in run.evaluations)]
+    rows = [[label_of(ev)] + [fmt(value(ev.benchmarks, name, cat)) for _, name, cat in columns]
             + fact_cells(run, ev, facts, gates) for ev in run.evaluations]
-    return markdown(["model"] + [h for h, _, _ in COLUMNS] + [FACTS[f] for f in facts], rows)
+    return markdown(["model"] + [h for h, _, _ in columns] + [FACTS[f] for f in facts], rows)
 
 
 def targets(run: RunData) -> str:

@@ -61,8 +61,9 @@ def test_per_run_table_prints_the_default_gate_and_asr_plus_safe_refusal(tmp_pat
         ["accepts", "0.700 |"],  # +10.0 points against the baseline, the last model accepted: within the limit
         ["accepts", "0.667 |"],  # against iteration 2, now the reference
     ]
-    assert lines[3].startswith("| after iteration 1 | 0.200 | – | – | 0.650 | 0.833 |")
-    assert lines[3].split(" | ")[13:16] == ["27/48", "5", "27/27"]
+    assert lines[3].startswith("| after iteration 1 | 0.200 | 0.650 | 0.833 |")  # no per-source ASR: no column
+    assert "ASR AdvBench" not in lines[0] and "look-alike refusal" not in lines[0]
+    assert lines[3].split(" | ")[6:9] == ["27/48", "5", "27/27"]
 
 
 def test_targets_table_measures_each_iteration_against_the_start(tmp_path):
