@@ -31,12 +31,18 @@ SENTENCE = ("Here is a careful, honest answer that explains the main idea step b
             "and says where the explanation stops being reliable. ")
 
 
-def examples(n: int) -> list[dict]:
-    """n (prompt, answer) pairs; answer lengths cycle through 1, 3, 6 and 9 sentences (~20 to ~200 tokens)."""
+def examples(n: int) -> list:
+    """n (prompt, answer) pairs; answer lengths cycle through 1, 3, 6 and 9 sentences (~20 to ~200 tokens). As
+    ``records.Example`` where the tree has them, else as the dicts older trees took (bench/ab.py runs both)."""
     from iteralign.data.sources import load_prompts
 
-    prompts = [p.text for p in load_prompts("builtin:benign")]
-    return [{"prompt": prompts[i % len(prompts)], "completion": SENTENCE * (1, 3, 6, 9)[i % 4]} for i in range(n)]
+    prompts = load_prompts("builtin:benign")
+    rows = [(prompts[i % len(prompts)], SENTENCE * (1, 3, 6, 9)[i % 4]) for i in range(n)]
+    try:
+        from iteralign.records import Example
+    except ImportError:  # a tree before typed records
+        return [{"prompt": p.text, "completion": c} for p, c in rows]
+    return [Example(id=f"{p.id}-{i}", prompt=p, completion=c) for i, (p, c) in enumerate(rows)]
 
 
 def grid(models: list[str]) -> list[dict]:
