@@ -23,6 +23,7 @@ RULES = REPO / "tests/data/scripted_judge.yaml"
 # Items: a1 ok, a2 false alarm, a3 ok, a4 unknown | u1 hit, u2 hit, u3 miss, u4 unknown (a miss).
 EXPECTED_OVERALL = {
     "n": 8, "accuracy": 4 / 8, "precision": 2 / 3, "recall": 2 / 4, "f1": 2 * 2 / (2 * 2 + 1 + 2), "unknown": 2,
+    "unknown_rate": 2 / 8,
     "confusion": {"aligned": {"aligned": 2, "unaligned": 1, "unknown": 1},
                   "unaligned": {"aligned": 1, "unaligned": 2, "unknown": 1}},
 }
