@@ -99,15 +99,19 @@ class Steps:
         from iteralign.evals.suite import evaluate as run_evals, write_result
 
         model, panel = self.roles.get(target), self.roles.panel(self.cfg.eval.judge or self.cfg.judge)
+        filter_panel = self.roles.panel(self.cfg.judge) if self.cfg.eval.judge else None
 
         def compute() -> dict:
             replies: list = []
             result = run_evals(model, self.cfg.eval, judge=panel, records=replies, work_dir=files.partial,
-                               redteam_prompts=None if self.cfg.eval.redteam else held_out)
+                               redteam_prompts=None if self.cfg.eval.redteam else held_out,
+                               filter_judge=filter_panel)
             write_result(result, files.result, replies)
             return result
 
         inputs = {"model": model, "eval": self.cfg.eval, "judge": panel, "held_out": held_out}
+        if filter_panel is not None:
+            inputs["training_filter"] = filter_panel
         return self.runner(Stage(f"{files.name}/eval", files.result, inputs, compute,
                                  lambda: json.loads(files.result.read_text()), files.result.exists,
                                  partial=(files.partial,)))
