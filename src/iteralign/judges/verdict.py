@@ -98,8 +98,8 @@ class VerdictJudge(Judge):
                    intents: list[IntentCall]) -> tuple[list[dict[str, float]], list[str]]:
         dists = [rule_distribution(c) for c in rules]
         sources = ["rules"] * len(items)
-        todo = [i for i, c in enumerate(rules)
-                if not c.sure and intents[i].p_harmful >= self.options.ask_response_above]
+        todo = [i for i, c in enumerate(rules) if not c.sure and self.options.rule_weight < 1.0
+                and intents[i].p_harmful >= self.options.ask_response_above]
         if todo and self.model is not None:
             asked = ask_response_class(self.model, [items[i].prompt for i in todo],
                                        [items[i].response for i in todo], self.options.max_response_chars)
