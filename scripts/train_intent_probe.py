@@ -103,7 +103,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="offline:qwen2.5-coder-0.5b-instruct")
     ap.add_argument("--layer", type=int, default=12)
-    ap.add_argument("--l2", type=float, default=10.0)
+    ap.add_argument("--l2", type=float, nargs="+", default=[10.0],
+                    help="L2 strength; with --cv, several are compared and the first is used for the probe")
     ap.add_argument("--cv", action="store_true", help="report cross-validated accuracy instead of only training")
     ap.add_argument("--judge-dev", help="a labelled judge file whose prompts join the cross-validation")
     ap.add_argument("--out", default=None, help="probe file (default: probes/<model name>.json)")
@@ -117,14 +118,14 @@ def main() -> None:
         if args.judge_dev:
             rows = {r["prompt"]: int(r["kind"].startswith("harmful")) for r in _jsonl(Path(args.judge_dev))}
             held["judge_dev"] = (features(model, list(rows), args.layer), np.array(list(rows.values())))
-        print(json.dumps({"layer": args.layer, "l2": args.l2, "cv_accuracy": cross_validate(sets, feats, held,
-                                                                                             args.l2)}))
+        for l2 in args.l2:
+            print(json.dumps({"layer": args.layer, "l2": l2, "cv_accuracy": cross_validate(sets, feats, held, l2)}))
     x = np.concatenate(list(feats.values()))
     y = np.concatenate([np.array([l for _, l in items]) for items in sets.values()])
-    mean, scale, w, b = fit(x, y, args.l2)
+    mean, scale, w, b = fit(x, y, args.l2[0])
     probe = {"model": args.model, "layer": args.layer, "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),
              "weights": w.round(6).tolist(), "bias": round(b, 6),
-             "provenance": {"script": "scripts/train_intent_probe.py", "l2": args.l2,
+             "provenance": {"script": "scripts/train_intent_probe.py", "l2": args.l2[0],
                             "training_sets": {k: len(v) for k, v in sets.items()},
                             "training_accuracy": float(((predict((mean, scale, w, b), x) > 0.5) == y).mean())}}
     out = Path(args.out) if args.out else OUT / f"{args.model.split(':', 1)[1]}.json"
