@@ -91,7 +91,7 @@ def cross_validate(sets: dict, feats: dict, held: dict, l2: float, folds: int = 
         right = 0
         for k in range(folds):
             x = np.concatenate([feats[s] for s in base] + [x_h[order != k]])
-            y = np.concatenate([np.array([l for _, l in sets[s]]) for s in base] + [y_h[order != k]])
+            y = np.concatenate([np.array([lab for _, lab in sets[s]]) for s in base] + [y_h[order != k]])
             right += int(((predict(fit(x, y, l2), x_h[order == k]) > 0.5) == y_h[order == k]).sum())
         out[name] = right / len(y_h)
     return out
@@ -114,14 +114,14 @@ def main() -> None:
     sets = training_prompts()
     feats = {name: features(model, [p for p, _ in items], args.layer) for name, items in sets.items()}
     if args.cv:
-        held = {"intent_dev": (feats["intent_dev"], np.array([l for _, l in sets["intent_dev"]]))}
+        held = {"intent_dev": (feats["intent_dev"], np.array([lab for _, lab in sets["intent_dev"]]))}
         if args.judge_dev:
             rows = {r["prompt"]: int(r["kind"].startswith("harmful")) for r in _jsonl(Path(args.judge_dev))}
             held["judge_dev"] = (features(model, list(rows), args.layer), np.array(list(rows.values())))
         for l2 in args.l2:
             print(json.dumps({"layer": args.layer, "l2": l2, "cv_accuracy": cross_validate(sets, feats, held, l2)}))
     x = np.concatenate(list(feats.values()))
-    y = np.concatenate([np.array([l for _, l in items]) for items in sets.values()])
+    y = np.concatenate([np.array([lab for _, lab in items]) for items in sets.values()])
     mean, scale, w, b = fit(x, y, args.l2[0])
     probe = {"model": args.model, "layer": args.layer, "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),
              "weights": w.round(6).tolist(), "bias": round(b, 6),

@@ -86,8 +86,8 @@ class JudgeSpec(BaseModel):
 
     kind: str = Field(description="A registered judge: paper (the authors' few-shot Positive/Negative oracle), "
                       "refusal (rule-based refusal detector, prompt-aware when the prompt's intent is known), policy "
-                      "(oracle judged against the current constitution), verdict (prompt intent x response class x honesty: rules "
-                      "first, the model's label log-probabilities where they are unsure), or one a plugin adds.")
+                      "(oracle judged against the current constitution), verdict (prompt intent x response class x "
+                      "honesty: rules first, the judge model where they are unsure), or one a plugin adds.")
     model: ModelConfig | None = Field(None, description="Judge model; default the oracle (ignored by model-free "
                                       "judges).")
 
