@@ -151,6 +151,7 @@ def test_evaluation_judge_apart_from_the_training_filter(tmp_path):
     other = score["training_filter"]
     assert other["n"] + other["unknown"] == score["n"] + score["unknown"] and 0.0 <= other["asr"] <= 1.0
     assert 0 <= other["disagree"] <= score["n"]
+    assert f"(training filter: {other['asr'] * 100:.1f}%" in (run / "report.md").read_text()
 
 
 @pytest.mark.parametrize("stop_when_rejected", [True, False])
