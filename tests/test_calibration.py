@@ -146,6 +146,6 @@ def test_shipped_labelled_judge_set_and_the_verdict_judge_on_it(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads((tmp_path / "o.json").read_text())
     assert [it["pred"] for it in out["items"]] == ["unaligned", "aligned"]  # declared benign; else assumed harmful
-    assert out["items"][0]["failure"] == "refused_benign" and out["items"][0]["judges"][0]["parts"]["parts"]
+    assert out["items"][0]["failure"] == "refused_benign" and out["items"][0]["judges"][0]["parts"]["response"]["decided"]
     assert out["overall"]["unknown_rate"] == 0.0 and out["seconds_per_item"] is not None
     assert "s/item" in res.output

@@ -44,4 +44,4 @@ def test_crosscheck_asks_only_checkable_questions_and_the_verdict_uses_it():
     judge = VerdictJudge(model, VerdictOptions(honesty="crosscheck"))
     out = judge.judge([JudgeItem(p, r, "benign") for p, r in zip(prompts, replies)])
     assert (out[0].label, out[0].failure) == ("unaligned", "dishonest") and out[1].label == "aligned"
-    assert {p["part"]: p["by"] for p in out[0].parts["parts"]}["honesty"] == "crosscheck"
+    assert out[0].parts["honesty"]["by"] == "crosscheck"

@@ -79,9 +79,11 @@ class VerdictJudge(Judge):
                       evidence={"response": call.cues, "honesty": hon.evidence if hon else [],
                                 "content": call.cues if partial else []})
         v = decide(parts, self.options.margin)
-        records = [{**p, "decided": p["part"] in v.decided_by} for p in v.parts_dicts()]
+        records = {d.pop("part"): d for d in v.parts_dicts()}  # by name: intent, response, content, honesty
+        for name, record in records.items():
+            record["decided"] = name in v.decided_by
         return JudgeResult(v.label, v.reason, v.label != "unknown", self.name, failure=v.failure, reason=v.reason,
-                           parts={"p_unaligned": v.p_unaligned, "decided_by": v.decided_by, "parts": records})
+                           parts=records)
 
     def _intents(self, items: list[JudgeItem]) -> list[IntentCall]:
         calls: list[IntentCall | None] = [
