@@ -23,7 +23,6 @@ Features are standardised; the regression is fitted by Newton's method (numpy on
 from __future__ import annotations
 
 import argparse
-import csv  # noqa: F401  (kept for users adding CSV sources)
 import json
 import random
 from pathlib import Path
