@@ -140,6 +140,20 @@ def test_evaluation_keeps_the_generated_replies(tmp_path):
     assert all(r["answer"]["verdict"]["label"] in ("aligned", "unaligned") for r in replies)
 
 
+def test_evaluation_judge_apart_from_the_training_filter(tmp_path):
+    """eval.judge scores the held-out ASR; the training filter's ASR on the same replies is kept beside it."""
+    extra = {"eval": {"benchmarks": ["redteam"], "judge": {"judges": [{"kind": "verdict", "use_model": False}]}},
+             "stop.max_iterations": 1}
+    run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))
+    score = json.loads((run / "baseline" / "eval.json").read_text())["benchmarks"]["redteam_asr"]
+    replies = read_jsonl(run / "baseline" / "eval.replies.jsonl")
+    assert all(r["answer"]["verdict"]["judges"][0]["judge"] == "verdict" for r in replies)
+    other = score["training_filter"]
+    assert other["n"] + other["unknown"] == score["n"] + score["unknown"] and 0.0 <= other["asr"] <= 1.0
+    assert 0 <= other["disagree"] <= score["n"]
+    assert f"(training filter: {other['asr'] * 100:.1f}%" in (run / "report.md").read_text()
+
+
 @pytest.mark.parametrize("stop_when_rejected", [True, False])
 def test_a_rejected_iteration_keeps_the_model_and_stops(tmp_path, monkeypatch, stop_when_rejected):
     """SFT and evaluation stubbed (the gate's logic is what is tested): every tuned model over-refuses."""

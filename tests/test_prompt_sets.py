@@ -126,7 +126,7 @@ def test_intent_set_schema_balance_and_coverage(relative, prefix, total, per_are
 def test_no_near_duplicates_within_or_across_the_sets_and_the_seed_files():
     files = [
         "seeds/redteam_seeds.jsonl", "seeds/benign_seeds.jsonl", "seeds/contrast_benign.jsonl",
-        "labelled/intent_eval.jsonl", "labelled/intent_dev.jsonl",
+        "labelled/intent_eval.jsonl", "labelled/intent_dev.jsonl", "labelled/intent_train.jsonl",
     ]
     items = [(f"{name}:{row['_line']}", row["text"]) for name in files for row in load(name)]
     assert near_duplicates(items) == []
@@ -149,7 +149,7 @@ XSTEST_JACCARD = 0.45
 
 @pytest.mark.parametrize("relative", ["seeds/redteam_seeds.jsonl", "seeds/benign_seeds.jsonl",
                                       "seeds/contrast_benign.jsonl", "labelled/intent_dev.jsonl",
-                                      "labelled/intent_eval.jsonl"])
+                                      "labelled/intent_eval.jsonl", "labelled/intent_train.jsonl"])
 def test_nothing_is_copied_or_paraphrased_from_xstest(relative):
     import csv
 

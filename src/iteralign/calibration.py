@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from iteralign.data.records import DataError, RowError, read_jsonl
 from iteralign.config import RunConfig, apply_override
-from iteralign.judges import JUDGES, JudgeConfig, JudgeItem, JudgePanel
+from iteralign.judges import JudgeConfig, JudgeItem, JudgePanel
 from iteralign.models.base import ModelConfig
 from iteralign.run import RunSettings
 from iteralign.types import Strict
@@ -46,6 +46,7 @@ class LabelledItem(BaseModel):
     response: str
     label: Literal["aligned", "unaligned"]
     kind: str = "unspecified"
+    intent: Literal["harmful", "benign"] | None = None  # declared intent, passed to the judge; None: it classifies
 
 
 def load_labelled(path: str | Path, limit: int | None = None) -> list[LabelledItem]:
@@ -95,6 +96,7 @@ def metrics(gold: list[str], pred: list[str]) -> dict[str, Any]:
         "recall": recall,
         "f1": f1,
         "unknown": sum(p == "unknown" for p in pred),
+        "unknown_rate": sum(p == "unknown" for p in pred) / len(pairs) if pairs else None,
         "confusion": {g: {p: sum(gg == g and pp == p for gg, pp in pairs) for p in (*LABELS, "unknown")}
                       for g in LABELS},
     }
@@ -116,23 +118,28 @@ def by_kind(items: list[LabelledItem], pred: list[str]) -> dict[str, dict[str, A
 def calibrate(panel: JudgePanel, items: list[LabelledItem], batch_size: int = 8, progress=None) -> dict[str, Any]:
     """Judge every item with ``panel`` (in batches) and score the verdicts against the labels.
 
-    Returns ``{"overall": metrics, "by_kind": ..., "items": [{id, kind, label, pred, judges}], "seconds": ...}``.
+    Returns ``{"overall": metrics, "by_kind": ..., "items": [{id, kind, label, pred, failure, judges}],
+    "seconds": ..., "seconds_per_item": ...}``; each judge's record keeps its reason and parts when it gives them.
+    An item's declared ``intent`` reaches the judges; without one, judges that need it classify it.
     """
     started = time.time()
     verdicts = []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
-        verdicts += panel.judge([JudgeItem(it.prompt, it.response) for it in batch])
+        verdicts += panel.judge([JudgeItem(it.prompt, it.response, it.intent) for it in batch])
         if progress:
             progress(len(verdicts), len(items))
     pred = [v.label for v in verdicts]
+    seconds = time.time() - started
+    keep = ("judge", "label", "raw", "failure", "reason", "parts")
     return {
         "overall": metrics([it.label for it in items], pred),
         "by_kind": by_kind(items, pred),
-        "items": [{"id": it.id, "kind": it.kind, "label": it.label, "pred": p,
-                   "judges": [{k: j[k] for k in ("judge", "label", "raw")} for j in v.judges]}
+        "items": [{"id": it.id, "kind": it.kind, "label": it.label, "pred": p, "failure": v.failure,
+                   "judges": [{k: j[k] for k in keep if k in j} for j in v.judges]}
                   for it, p, v in zip(items, pred, verdicts)],
-        "seconds": round(time.time() - started, 2),
+        "seconds": round(seconds, 2),
+        "seconds_per_item": round(seconds / len(items), 4) if items else None,
     }
 
 
@@ -156,7 +163,7 @@ class JudgeEvalConfig(Strict):
     @model_validator(mode="after")
     def _oracle_when_needed(self) -> "JudgeEvalConfig":
         for n, spec in enumerate(self.judge.judges):
-            if JUDGES.get(spec.kind).needs_model and spec.model is None and self.models.oracle is None:
+            if spec.needs_model() and spec.model is None and self.models.oracle is None:
                 raise ValueError(f"judge.judges.{n} ({spec.kind}) has no model and models.oracle is not set")
         return self
 
@@ -189,9 +196,11 @@ def format_report(result: dict[str, Any], title: str = "") -> str:
     o = result["overall"]
     pct = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     lines = [title] if title else []
+    per_item = result.get("seconds_per_item")
     lines.append(f"n={o['n']}  accuracy={pct(o['accuracy'])}  precision(unaligned)={pct(o['precision'])}  "
-                 f"recall(unaligned)={pct(o['recall'])}  f1={pct(o['f1'])}  unknown={o['unknown']}  "
-                 f"({result['seconds']:.0f} s)")
+                 f"recall(unaligned)={pct(o['recall'])}  f1={pct(o['f1'])}  unknown={o['unknown']} "
+                 f"({pct(o.get('unknown_rate'))})  ({result['seconds']:.0f} s, "
+                 f"{'-' if per_item is None else f'{per_item:.2f}'} s/item)")
     lines.append(f"{'kind':30} {'gold':9} {'n':>3} {'aligned':>7} {'unaligned':>9} {'unknown':>7} {'acc':>6}")
     for kind, row in result["by_kind"].items():
         lines.append(f"{kind:30} {row['gold']:9} {row['n']:>3} {row['aligned']:>7} {row['unaligned']:>9} "

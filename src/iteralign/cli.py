@@ -177,6 +177,21 @@ def constitution(run_dir: Path = typer.Argument(..., help="A run folder (or a co
                        f"{p.uses} use(s)\n      {p.text}")
 
 
+def _judge_panel(path: Path | None):
+    """The judge panel a judge config describes (None without a path); a bad config exits 2 with its message."""
+    if path is None:
+        return None
+    from iteralign.calibration import CalibrationError, load_judge_config
+    from iteralign.roles import Roles
+
+    try:
+        cfg = load_judge_config(path)
+    except CalibrationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    return Roles(cfg.models, cfg.run).panel(cfg.judge)
+
+
 @app.command("eval")
 def eval_(
     model: str = typer.Option(..., "--model", "-m", help="Model spec, e.g. offline:smollm2-135m-instruct."),
@@ -192,6 +207,12 @@ def eval_(
     max_new_tokens: int = typer.Option(128, help="Reply length for generation benchmarks."),
     dtype: str = typer.Option("auto", help="auto, float32, bfloat16, float16."),
     batch_size: int = typer.Option(16, help="Sequences per forward pass."),
+    judge: Optional[Path] = typer.Option(
+        None, "--judge", help="Judge config of the red-team ASR (a YAML with 'judge:' and 'models: {oracle: ...}', as "
+        "for judge-eval, or a run config); default: the rule-based refusal detector."),
+    filter_judge: Optional[Path] = typer.Option(
+        None, "--filter-judge", help="A second judge config, the training filter: the red-team ASR is also given "
+        "under it, side by side with --judge's, with the number of verdicts that differ."),
 ) -> None:
     """Evaluate a model: TruthfulQA MC1/MC2, BIG-bench HHH, red-team attack success, XSTest refusal rates."""
     from pydantic import ValidationError
@@ -208,7 +229,8 @@ def eval_(
     chat = load_model(ModelConfig(spec=model, adapter=str(adapter) if adapter else None, dtype=dtype,
                                   batch_size=batch_size))
     records: list[dict] = []
-    result = evaluate(chat, cfg, records=records)
+    panel, filter_panel = _judge_panel(judge), _judge_panel(filter_judge)
+    result = evaluate(chat, cfg, panel, records=records, filter_judge=filter_panel)
     typer.echo(format_table(result))
     if out:
         write_result(result, out, records)

@@ -101,16 +101,20 @@ class Steps:
         from iteralign.tracking import log_evaluation
 
         model, panel = self.roles.get(target), self.roles.panel(self.cfg.eval.judge or self.cfg.judge)
+        filter_panel = self.roles.panel(self.cfg.judge) if self.cfg.eval.judge else None
 
         def compute() -> dict:
             replies: list = []
             result = run_evals(model, self.cfg.eval, judge=panel, records=replies, work_dir=files.partial,
-                               redteam_prompts=None if self.cfg.eval.redteam else held_out)
+                               redteam_prompts=None if self.cfg.eval.redteam else held_out,
+                               filter_judge=filter_panel)
             write_result(result, files.result, replies)
             log_evaluation(self.cfg.sft.report_to, self.layout.root, files.name, result)  # sft.report_to
             return result
 
         inputs = {"model": model, "eval": self.cfg.eval, "judge": panel, "held_out": held_out}
+        if filter_panel is not None:
+            inputs["training_filter"] = filter_panel
         return self.runner(Stage(f"{files.name}/eval", files.result, inputs, compute,
                                  lambda: json.loads(files.result.read_text()), files.result.exists,
                                  partial=(files.partial,)))

@@ -46,6 +46,7 @@ class EvalContext:
     progress: bool = True
     seed: int = 0
     work_dir: Path | None = None  # where a generating benchmark logs judged answers as it goes (resumable)
+    filter_judge: "JudgePanel | None" = None  # the training filter, when the evaluation judge is another panel
 
 
 @dataclass

@@ -7,7 +7,11 @@ as harmful count: a prompt whose source declares it benign is not an attack (ans
 out of the rate and counted in ``extra["benign_excluded"]``; a prompt of undeclared intent counts as an attack, as
 red-team prompts are. The benign held-out prompts (the contrast set's held-out part) give ``redteam_benign_refusal``:
 the share judged over-refused (``refused_benign``), the other half of a model that discriminates. ``unknown``
-verdicts are excluded from the rates and counted, so a flaky judge shows up instead of silently lowering the ASR. Without a configured judge the rule-based ``refusal`` judge is used.
+verdicts are excluded from the rates and counted, so a flaky judge shows up instead of silently lowering the ASR.
+Without a configured judge the rule-based ``refusal`` judge is used. When the evaluation judge is not the training
+filter (``eval.judge`` set), the same answers are also judged by the filter and the ASR it gives is kept beside the
+evaluation judge's as ``training_filter`` (``judging.eval_judge.under_filter``): a filter the model learned to
+please shows as a gap between the two.
 Default prompts: AdvBench's 520 harmful behaviours (``benchmark: advbench``), never a training source of the loop.
 """
 
@@ -84,6 +88,10 @@ class RedTeamASR(Benchmark):
         answers = _judged_answers(ctx, prompts)
         replies = [EvalReply(benchmark="redteam", answer=a, outcome=_outcome(a)) for a in answers]
         scores = {"redteam_asr": attack_success(answers), "redteam_benign_refusal": benign_refusal(answers)}
+        if ctx.filter_judge is not None and ctx.filter_judge is not ctx.judge and "redteam_asr" in wanted:
+            from iteralign.judging.eval_judge import under_filter
+
+            scores["redteam_asr"].extra["training_filter"] = under_filter(answers, ctx.filter_judge)
         return BenchmarkOutput({k: v for k, v in scores.items() if v is not None and k in wanted}, replies)
 
 

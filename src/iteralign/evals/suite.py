@@ -69,13 +69,15 @@ def run_evals(
     model: Any, benchmarks: Sequence[str], data_dir: str | Path | None = None, limit: int | None = None,
     judge: "JudgePanel | None" = None, redteam_prompts: Sequence[Prompt] | None = None, *, max_new_tokens: int = 128,
     progress: bool = True, records: list[EvalReply] | None = None, work_dir: Path | None = None,
+    filter_judge: "JudgePanel | None" = None,
 ) -> dict:
     """Evaluate ``model`` on ``benchmarks``; the generated, judged answers are appended to ``records`` if given.
     With ``work_dir``, generating benchmarks log their judged answers there as they go, and a rerun after a kill
-    continues from them."""
+    continues from them. With ``filter_judge`` (the training filter, when ``judge`` is another panel) the red-team
+    ASR is also given under the filter."""
     names = expand(benchmarks)
     ctx = EvalContext(model, data_dir, limit, GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0),
-                      judge, redteam_prompts, progress, work_dir=work_dir)
+                      judge, redteam_prompts, progress, work_dir=work_dir, filter_judge=filter_judge)
     results: dict[str, Score] = {}
     seconds: dict[str, float] = {}
     for group in dict.fromkeys(owner(n) for n in names):
@@ -95,12 +97,14 @@ def run_evals(
 
 def evaluate(model: Any, cfg: EvalConfig, judge: "JudgePanel | None" = None,
              redteam_prompts: Sequence[Prompt] | None = None, progress: bool = True,
-             records: list[EvalReply] | None = None, work_dir: Path | None = None) -> dict:
+             records: list[EvalReply] | None = None, work_dir: Path | None = None,
+             filter_judge: "JudgePanel | None" = None) -> dict:
     """``run_evals`` driven by an ``EvalConfig`` (explicit ``redteam_prompts`` win over ``cfg.redteam``)."""
     if redteam_prompts is None and cfg.redteam:
         redteam_prompts = [p for source in cfg.redteam for p in load_prompts(source)]
     return run_evals(model, cfg.benchmarks, cfg.data_dir, cfg.limit, judge, redteam_prompts,
-                     max_new_tokens=cfg.max_new_tokens, progress=progress, records=records, work_dir=work_dir)
+                     max_new_tokens=cfg.max_new_tokens, progress=progress, records=records, work_dir=work_dir,
+                     filter_judge=filter_judge)
 
 
 def format_table(result: dict) -> str:
@@ -108,6 +112,11 @@ def format_table(result: dict) -> str:
     lines = [f"model: {result['model']}", f"{'benchmark':<24}{'score':>8}{'stderr':>9}{'n':>6}"]
     for name, entry in result["benchmarks"].items():
         lines.append(f"{name:<24}{entry['score']:>8.4f}{entry['stderr']:>9.4f}{entry['n']:>6}")
+        other = entry.get("training_filter")
+        if other:  # the red-team ASR under the training filter, beside the evaluation judge's
+            asr = "-" if other["asr"] is None else f"{other['asr']:.4f}"
+            lines.append(f"{'  under training filter':<24}{asr:>8}{'':>9}{other['n']:>6}  ({other['unknown']} "
+                         f"unknown, {other['disagree']} verdicts differ)")
     return "\n".join(lines)
 
 

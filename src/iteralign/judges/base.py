@@ -61,6 +61,11 @@ class Judge(ABC):
         """One verdict per item, in order."""
 
     @classmethod
+    def uses_model(cls, options: dict[str, Any]) -> bool:
+        """Whether this judge, with these options, calls a model (default: ``needs_model``)."""
+        return cls.needs_model
+
+    @classmethod
     def build(cls, spec: "JudgeSpec", ctx: "JudgeContext") -> "Judge":
         """This judge as configured by ``spec`` (default: no model, no options)."""
         return cls()
@@ -81,7 +86,8 @@ class JudgeSpec(BaseModel):
 
     kind: str = Field(description="A registered judge: paper (the authors' few-shot Positive/Negative oracle), "
                       "refusal (rule-based refusal detector, prompt-aware when the prompt's intent is known), policy "
-                      "(oracle judged against the current constitution), or one a plugin adds.")
+                      "(oracle judged against the current constitution), verdict (prompt intent x response class x "
+                      "honesty: rules first, the judge model where they are unsure), or one a plugin adds.")
     model: ModelConfig | None = Field(None, description="Judge model; default the oracle (ignored by model-free "
                                       "judges).")
 
@@ -94,6 +100,10 @@ class JudgeSpec(BaseModel):
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def needs_model(self) -> bool:
+        """Whether this judge calls a model (the refusal detector and a rules-only verdict judge do not)."""
+        return JUDGES.get(self.kind).uses_model(self.options)
 
 
 class JudgeConfig(BaseModel):

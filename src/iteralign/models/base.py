@@ -38,6 +38,13 @@ class ChatModel(ABC):
         """
         return {"backend": type(self).__name__, "name": self.name}
 
+    def label_logprobs(self, conversations: list[Conversation], labels: list[str]) -> list[dict[str, float]]:
+        """Optional capability: per conversation, ``{label: log-probability of the label's first token}`` as the first
+        token of the answer (one forward pass, nothing generated). Judges use it to classify without parsing text
+        (``judging.label_scores``). Labels must differ in their first token. Backends that cannot raise
+        ``NotImplementedError`` (this default); callers then fall back to an anchored ``FINAL: <label>`` line."""
+        raise NotImplementedError(f"{type(self).__name__} does not give label log-probabilities")
+
     def close(self) -> None:
         """Release resources (servers, GPU memory). Optional."""
 

@@ -1,6 +1,7 @@
 """A content-addressed SQLite cache of model calls (used by ``models.handle.ModelHandle``).
 
-The key is a SHA-256 of (model identity, messages, generation params), so a tuned adapter, a different prompt or a
+The key is a SHA-256 of (model identity, messages, generation params) (label log-probabilities: of identity, messages
+and the labels, under a prefix of their own), so a tuned adapter, a different prompt or a
 different decoding setting is a miss, and an identical call is answered without touching the model. SQLite in WAL
 mode with a busy timeout makes one database safe to share between processes (several runs, `accelerate` workers).
 Only model outputs are stored: no API keys (identity never contains one) and no config.
@@ -27,6 +28,12 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, completion TE
 def call_key(identity: dict[str, Any], conversation: Conversation, params: GenerationParams) -> str:
     """The cache key of one call: stable across processes and Python versions."""
     payload = json.dumps([identity, conversation, params.model_dump(mode="json")], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def label_key(identity: dict[str, Any], conversation: Conversation, labels: list[str]) -> str:
+    """The cache key of one label-log-probability call (a namespace of its own: never equal to a ``call_key``)."""
+    payload = json.dumps(["label_logprobs", identity, conversation, labels], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -63,6 +70,22 @@ class CallCache:
         rows = [(k, json.dumps({**c.to_dict(), "cached": False})) for k, c in items.items()]
         with self._conn() as conn:  # one transaction: all or nothing
             conn.executemany("INSERT OR REPLACE INTO calls (key, completion) VALUES (?, ?)", rows)
+
+    def get_scores(self, keys: list[str]) -> dict[str, dict[str, float]]:
+        """Stored label log-probabilities by key (rows written by ``put_scores``)."""
+        conn = self._conn()
+        found: dict[str, dict[str, float]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, blob in conn.execute(f"SELECT key, completion FROM calls WHERE key IN ({marks})", chunk):
+                found[key] = json.loads(blob)
+        return found
+
+    def put_scores(self, items: dict[str, dict[str, float]]) -> None:
+        with self._conn() as conn:
+            conn.executemany("INSERT OR REPLACE INTO calls (key, completion) VALUES (?, ?)",
+                             [(k, json.dumps(v)) for k, v in items.items()])
 
     def __len__(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0]

@@ -10,6 +10,9 @@ what a run needs around it, in one place:
 - **the call cache**: identical calls are answered from SQLite; only the misses reach the model, in one batch;
 - **usage and budget**: calls, cache hits and tokens are counted; ``guard`` (the run's budget) runs before any batch
   that reaches the model.
+
+The optional capabilities of judges pass through: ``label_logprobs`` (cached like generations, in a key namespace
+of its own; ``NotImplementedError`` from backends without it) and ``hidden_states`` (not cached).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import gc
 from typing import Any, Callable
 
 from iteralign.models.base import ChatModel, ModelConfig, Scorer, backend_of, parse_spec
-from iteralign.models.cache import CallCache, call_key
+from iteralign.models.cache import CallCache, call_key, label_key
 from iteralign.types import Completion, Conversation, GenerationParams, LoglikelihoodRequest, Usage
 
 
@@ -85,6 +88,33 @@ class ModelHandle(ChatModel, Scorer):
             raise TypeError(f"{self.cfg.spec}: the {self.spec.backend} backend cannot score log-likelihoods; "
                             "multiple-choice benchmarks need one that can (hf, gguf, offline, vllm)")
         return model.loglikelihood(requests)
+
+    def label_logprobs(self, conversations: list[Conversation], labels: list[str]) -> list[dict[str, float]]:
+        """The backend's label log-probabilities (``ChatModel.label_logprobs``), cached like generations; each
+        conversation scored counts as one call or one cache hit."""
+        cache = self.cache
+        keys = [label_key(self.identity(), c, labels) for c in conversations] if cache is not None else []
+        found = cache.get_scores(keys) if cache is not None else {}
+        todo = [i for i in range(len(conversations)) if not keys or keys[i] not in found]
+        fresh: list[dict[str, float]] = []
+        if todo:
+            if self.guard is not None:
+                self.guard()
+            fresh = self.model.label_logprobs([conversations[i] for i in todo], labels)
+            if cache is not None:
+                cache.put_scores({keys[i]: row for i, row in zip(todo, fresh)})
+        self.usage.calls += len(todo)
+        self.usage.cache_hits += len(conversations) - len(todo)
+        by_index = dict(zip(todo, fresh))
+        return [by_index[i] if i in by_index else found[keys[i]] for i in range(len(conversations))]
+
+    def hidden_states(self, conversations: list[Conversation], layer: int) -> list[list[float]]:
+        """The backend's hidden states after decoder ``layer`` at each prompt's last token (hf, gguf, offline);
+        ``NotImplementedError`` from backends without them."""
+        model = self.model
+        if not callable(getattr(model, "hidden_states", None)):
+            raise NotImplementedError(f"{self.cfg.spec}: the {self.spec.backend} backend gives no hidden states")
+        return model.hidden_states(conversations, layer)
 
     def close(self) -> None:
         """Free the loaded model (it is reloaded on next use); counts stay."""

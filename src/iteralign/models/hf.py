@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from iteralign.models.base import ChatModel, ModelConfig, Scorer
 from iteralign.models.chat_format import encode_chat, render_plain, stop_strings  # noqa: F401 (re-exported)
 from iteralign.models.devices import resolve_device, resolve_dtype
+from iteralign.models.hf_labels import label_logprobs, last_hidden
 from iteralign.models.hf_linear import pack_linears
 from iteralign.models.hf_prefill import prefix_inputs, shared_prefix_len
 from iteralign.models.hf_prefix import score_requests_shared
@@ -253,3 +254,14 @@ class HFModel(ChatModel, Scorer):
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[float]:
         """Sum of continuation-token log-probs given the context (lm-eval tokenization; shared contexts read once)."""
         return score_requests_shared(self._model, self._tokenizer, requests, self.cfg.batch_size)
+
+    def label_logprobs(self, conversations: list[Conversation], labels: list[str]) -> list[dict[str, float]]:
+        """Per conversation, the log-probability of each label's first token as the answer's first token (one
+        forward pass each, batched; see ``hf_labels``)."""
+        prompts = [self.encode_chat(c) for c in conversations]
+        return label_logprobs(self._model, self._tokenizer, prompts, labels, self.cfg.batch_size)
+
+    def hidden_states(self, conversations: list[Conversation], layer: int) -> list[list[float]]:
+        """Per conversation (chat template + generation cue), the output of decoder ``layer`` at the last token."""
+        prompts = [self.encode_chat(c) for c in conversations]
+        return last_hidden(self._model, self._tokenizer, prompts, layer, self.cfg.batch_size)

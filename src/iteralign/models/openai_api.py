@@ -37,6 +37,8 @@ T = TypeVar("T")
 
 #: What the OpenAI API accepts in ``stop``; further stop strings are applied to the reply here.
 MAX_API_STOPS = 4
+#: Alternatives asked for the first token in ``label_logprobs`` (the API's maximum).
+TOP_LOGPROBS = 20
 #: The key sent to loopback servers when the key variable is unset (vLLM's documented placeholder).
 DUMMY_LOCAL_KEY = "EMPTY"
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -112,6 +114,20 @@ class OpenAIModel(ChatModel):
         key = self._api_key()  # checked before any request, so a missing key fails fast
         return run_sync(lambda: self._generate_all(conversations, params, key))
 
+    def label_logprobs(self, conversations: list[Conversation], labels: list[str]) -> list[dict[str, float]]:
+        """Label log-probabilities from the first generated token's ``top_logprobs`` (``TOP_LOGPROBS`` of them, one
+        token generated, greedy): each label gets the best log-probability among listed tokens that start it
+        (``labels_from_top``). A server that returns no logprobs, or a conversation ending in an assistant prefill
+        (not part of the chat API), raises ``NotImplementedError``, so callers fall back to parsing."""
+        if any(c and c[-1]["role"] == "assistant" for c in conversations):
+            raise NotImplementedError(f"{self.name}: no assistant prefill in the chat API")
+        key = self._api_key()
+        params = GenerationParams(max_new_tokens=1, temperature=0.0)
+        tops = run_sync(lambda: self._generate_all(conversations, params, key, logprobs=True))
+        if any(t is None for t in tops):
+            raise NotImplementedError(f"{self.name}: the server returned no logprobs")
+        return [labels_from_top(t, labels) for t in tops]
+
     # -- internals ---------------------------------------------------------------------------------------------
 
     def _api_key(self) -> str:
@@ -126,13 +142,13 @@ class OpenAIModel(ChatModel):
         )
 
     async def _generate_all(self, conversations: list[Conversation], params: GenerationParams,
-                            key: str) -> list[Completion]:
+                            key: str, logprobs: bool = False) -> list[Any]:
         from openai import AsyncOpenAI
 
         # A fresh client per batch: its connection pool belongs to this event loop, which ends with the batch.
         client = AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=self.cfg.timeout_s, max_retries=0)
         gate = asyncio.Semaphore(self.cfg.max_concurrency)
-        tasks = [asyncio.ensure_future(self._call(client, gate, c, params, key)) for c in conversations]
+        tasks = [asyncio.ensure_future(self._call(client, gate, c, params, key, logprobs)) for c in conversations]
         try:
             return list(await asyncio.gather(*tasks))
         except BaseException:  # one request failed for good: stop the others before the client closes under them
@@ -144,7 +160,7 @@ class OpenAIModel(ChatModel):
             await client.close()
 
     async def _call(self, client: Any, gate: asyncio.Semaphore, conv: Conversation, params: GenerationParams,
-                    key: str) -> Completion:
+                    key: str, logprobs: bool = False) -> Any:
         """One conversation, retried; raises ``ModelCallError`` outside any ``except`` so no exception is chained."""
         attempts = self.cfg.max_retries + 1
         error = ""
@@ -156,8 +172,10 @@ class OpenAIModel(ChatModel):
                 await asyncio.sleep(delay)
             try:
                 async with gate:
-                    response = await asyncio.wait_for(self._request(client, conv, params), self.cfg.timeout_s)
-                return self._completion(response, params)
+                    response = await asyncio.wait_for(self._request(client, conv, params, logprobs),
+                                                      self.cfg.timeout_s)
+                completion = self._completion(response, params)
+                return top_logprobs(response) if logprobs else completion
             except Exception as exc:  # noqa: BLE001 - classified just below; nothing is swallowed silently
                 retryable, error = classify(exc, self.cfg.timeout_s)
                 error = error.replace(key, "***")
@@ -167,8 +185,11 @@ class OpenAIModel(ChatModel):
         self._count("failures")
         raise ModelCallError(f"{self.name}: request failed after {attempts} attempt(s); last error: {error}")
 
-    def _request(self, client: Any, conv: Conversation, params: GenerationParams) -> Awaitable[Any]:
+    def _request(self, client: Any, conv: Conversation, params: GenerationParams,
+                 logprobs: bool = False) -> Awaitable[Any]:
+        extra = {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if logprobs else {}
         return client.chat.completions.create(
+            **extra,
             model=self.model,
             messages=[{"role": m["role"], "content": m["content"]} for m in conv],
             temperature=params.temperature,
@@ -207,6 +228,27 @@ class OpenAIModel(ChatModel):
     def _count(self, what: str) -> None:
         with self._lock:
             self.usage.extra[what] += 1
+
+
+def top_logprobs(response: Any) -> list[tuple[str, float]] | None:
+    """``[(token, logprob), ...]`` offered for the first generated token, or None when the reply has none."""
+    try:
+        first = response.choices[0].logprobs.content[0]
+        return [(t.token, float(t.logprob)) for t in first.top_logprobs] or [(first.token, float(first.logprob))]
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def labels_from_top(top: list[tuple[str, float]], labels: list[str]) -> dict[str, float]:
+    """Per label, the best log-probability among listed tokens that begin it (case and spaces ignored: "Ref",
+    " refusal"); a label with none listed gets one nat below the least likely listed token."""
+    floor = min(lp for _, lp in top) - 1.0
+    out = {}
+    for label in labels:
+        word = label.strip().lower()
+        hits = [lp for tok, lp in top if tok.strip() and word.startswith(tok.strip().lower())]
+        out[label] = max(hits) if hits else floor
+    return out
 
 
 def classify(exc: BaseException, timeout_s: float) -> tuple[bool, str]:

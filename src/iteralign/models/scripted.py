@@ -14,13 +14,19 @@ A rules file (YAML)::
       - match: " Paris"                 # regex searched in the continuation
         logprob: -1.5
     default_logprob_per_char: -0.5
+    labels:                             # optional: label log-probabilities (judging); without it, none are given
+      - match: "Answer: I can't"        # regex searched in the whole conversation
+        label: refusal                  # gets probability 0.9 when it is among the labels asked about
 
-Replies may use ``{prompt}`` (the last user message). The same input always gives the same output, so a scripted
-oracle exercises every branch of the loop without a model. It is not a stand-in for real behaviour in demos.
+A ``labels`` rule gives its label probability 0.9 (the rest shared by the other labels); no matching rule gives
+every label the same probability. Replies may use ``{prompt}`` (the last user message). The same input always gives
+the same output, so a scripted oracle exercises every branch of the loop without a model. It is not a stand-in for
+real behaviour in demos.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from pathlib import Path
@@ -62,6 +68,14 @@ class ScoreRule(BaseModel):
     logprob: float
 
 
+class LabelRule(BaseModel):
+    """One regex on the whole conversation -> the label it votes for."""
+
+    model_config = ConfigDict(extra="forbid")
+    match: Regex
+    label: str
+
+
 class Rules(BaseModel):
     """The whole rules file."""
 
@@ -70,6 +84,8 @@ class Rules(BaseModel):
     default: str = "OK."
     loglikelihood: list[ScoreRule] = Field(default_factory=list)
     default_logprob_per_char: float = -0.5
+    labels: list[LabelRule] | None = Field(None, description="Label log-probability rules; None: the backend gives "
+                                           "none (NotImplementedError, as an API without logprobs).")
     latency_s: float = Field(0.0, ge=0, description="Sleep per conversation, to make a run slow enough to interrupt.")
     call_log: str | None = Field(None, description="Append one line per answered conversation to this file (tests "
                                  "count model calls across processes with it).")
@@ -129,6 +145,24 @@ class ScriptedModel(ChatModel, Scorer):
             finish = "length" if len(words) > params.max_new_tokens else "stop"
             prompt_tokens = sum(len(m["content"].split()) for m in conv)
             out.append(Completion(text, finish, prompt_tokens, len(text.split())))
+        return out
+
+    def label_logprobs(self, conversations: list[Conversation], labels: list[str]) -> list[dict[str, float]]:
+        """By the ``labels`` rules: the first rule matching the conversation and naming one of ``labels`` wins."""
+        if self.rules.labels is None:
+            raise NotImplementedError(f"{self.name} has no 'labels' rules")
+        wanted = {lab.strip().lower(): lab for lab in labels}
+        out = []
+        for conv in conversations:
+            self.calls += 1
+            whole = "\n".join(m["content"] for m in conv)
+            rule = next((r for r in self.rules.labels
+                         if r.label.strip().lower() in wanted and re.search(r.match, whole, re.S)), None)
+            if rule is None or len(labels) == 1:
+                out.append({lab: math.log(1 / len(labels)) for lab in labels})
+                continue
+            rest = math.log(0.1 / (len(labels) - 1))
+            out.append({lab: math.log(0.9) if lab == wanted[rule.label.strip().lower()] else rest for lab in labels})
         return out
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[float]:

@@ -153,6 +153,21 @@ class VLLMModel(ChatModel, Scorer):
                                       completion_tokens=len(out.token_ids)))
         return results
 
+    def label_logprobs(self, conversations: list[Conversation], labels: list[str]) -> list[dict[str, float]]:
+        """Per conversation, the log-probability of each label's first token as the answer's first token: the prompt
+        plus that token is scored with ``prompt_logprobs`` (one sequence per label; vLLM's prefix cache shares the
+        prompt), the same values as the hf backend's ``label_logprobs``."""
+        from iteralign.models.hf_labels import label_token_ids
+
+        ids = label_token_ids(self._tokenizer, labels)
+        prompts = [encode_chat(self._tokenizer, c) for c in conversations]
+        if not prompts:
+            return []
+        seqs = [p + [t] for p in prompts for t in ids]
+        sampling = self._api.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
+        scores = [continuation_logprob(o.prompt_logprobs, s, 1) for s, o in zip(seqs, self._run(seqs, sampling))]
+        return [dict(zip(labels, scores[k * len(ids):(k + 1) * len(ids)])) for k in range(len(prompts))]
+
     def max_length(self) -> int:
         """Longest sequence the engine accepts (``max_model_len``)."""
         return int(self._engine.llm_engine.model_config.max_model_len)

@@ -13,7 +13,7 @@ from pathlib import Path
 from iteralign.report import plots
 from iteralign.report.collect import Example, PrincipleView, RunData, category_shift, headline
 from iteralign.report.tables import Cell, Table, change, cost_table, gate_table, iterations_table, ledger_tables
-from iteralign.report.tables import metrics_table, pct, usd
+from iteralign.report.tables import filter_asr, metrics_table, pct, usd
 
 STYLE = Path(__file__).with_name("style.css")
 NUMERIC = {"red-teamed", "failures", "unknown", "seconds", "model calls", "cache hits", "prompt tokens",
@@ -79,7 +79,8 @@ def cards(run: RunData) -> str:
     if h.asr_start and h.asr_end:
         delta, tone = change(h.asr_start["score"], h.asr_end["score"], lower_is_better=True)
         out.append(_card("Attack success (held out)", _arrow(pct(h.asr_start["score"], 0), pct(h.asr_end["score"], 0)),
-                         f'<span class="{tone}"><span class="delta">{delta}</span></span> baseline → final model'))
+                         f'<span class="{tone}"><span class="delta">{delta}</span></span> baseline → final model'
+                         + escape(filter_asr(h.asr_start, h.asr_end))))
     out.append(_card("Principles found", str(h.principles), f"{h.pinned} pinned · {h.disabled} disabled"))
     out.append(_card("Iterations", str(h.iterations), f"{h.accepted} accepted by the gate"))
     cost = f"{usd(h.cost_usd)} · " if h.cost_usd else ""

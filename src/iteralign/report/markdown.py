@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from iteralign.report.collect import RunData, category_shift, headline
 from iteralign.report.tables import Cell, Table, cost_table, gate_table, iterations_table, ledger_tables
-from iteralign.report.tables import metrics_table, pct, usd
+from iteralign.report.tables import filter_asr, metrics_table, pct, usd
 
 
 def table(t: Table) -> str:
@@ -28,7 +28,8 @@ def summary(run: RunData) -> str:
     if h.failure_start:
         lines.append(f"- red-team failure rate: {pct(h.failure_start.value)} → {pct(h.failure_end.value)}")
     if h.asr_start and h.asr_end:
-        lines.append(f"- attack success (held out): {pct(h.asr_start['score'])} → {pct(h.asr_end['score'])}")
+        lines.append(f"- attack success (held out): {pct(h.asr_start['score'])} → {pct(h.asr_end['score'])}"
+                     + filter_asr(h.asr_start, h.asr_end))
     lines.append(f"- principles: {h.principles} ({h.pinned} pinned, {h.disabled} disabled)")
     cost = f"{usd(h.cost_usd)} estimated, " if h.cost_usd else ""
     lines.append(f"- cost: {cost}{h.calls:,} model calls, {h.tokens:,} tokens, {h.cache_hits:,} cache hits, "

@@ -35,6 +35,15 @@ def pct(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value * 100:.{digits}f}%"
 
 
+def filter_asr(start: dict, end: dict) -> str:
+    """`` (training filter: a → b)`` when the held-out ASR was also judged by the training filter (``eval.judge``
+    set apart from ``judge``), else nothing: a gap between the two is a filter the model may have learned to please."""
+    a, b = start.get("training_filter"), end.get("training_filter")
+    if not a or not b or a.get("asr") is None or b.get("asr") is None:
+        return ""
+    return f" (training filter: {pct(a['asr'])} → {pct(b['asr'])})"
+
+
 def usd(value: float) -> str:
     """Dollars: cents above $1, a tenth of a cent below (small runs cost fractions of a cent)."""
     return f"${value:,.2f}" if value >= 1 else f"${value:.3f}"

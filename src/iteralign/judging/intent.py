@@ -1,0 +1,148 @@
+"""Prompt intent, harmful or benign, for prompt sources that do not declare it.
+
+Two ways, chosen by what the judge model can do:
+
+- **probe** (local transformers models with a shipped probe): a logistic-regression probe on the judge model's hidden
+  state at the end of the request (the chat template's generation cue, where the model has read the request and is
+  about to decide how to answer). One forward pass over the prompt alone, stopped at the probe's layer: a few
+  milliseconds of work per prompt on top of the model. Probes are JSON files in ``judging/probes/`` made by
+  ``scripts/train_intent_probe.py`` (which data, which layer and the development figures are recorded in the file).
+  A probe belongs to one model: it is used only when the judge model's spec matches the probe's.
+- **question** (any other backend): the prompt ``judge_intent`` asked as a closed question, read by label
+  log-probabilities or an anchored ``FINAL:`` line (``label_scores``).
+
+Why a probe: asked zero-shot, Qwen2.5-Coder-0.5B-Instruct labelled every request benign and the 1.5B reached 0.80 on
+the prompts of the judge development set, while a probe on the 0.5B's hidden state separated them far better (see
+BENCHMARKS.md, "Prompt intent"). A declared intent (``JudgeItem.intent``, e.g. red-team prompts) is never replaced.
+
+For other code: ``classify_intent(model, texts)`` gives ``harmful`` / ``benign`` / ``unknown`` per prompt text (the
+probe when the model has one, else the closed question; ``unknown`` within ``margin`` of 0.5 or without an answer),
+and ``fill_intents(model, prompts)`` sets the intent of ``Prompt`` records that declare none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from iteralign.judging.label_scores import label_probs
+from iteralign.records import Prompt
+from iteralign.templates import load_prompt
+
+PROBES = Path(__file__).parent / "probes"
+INTENT_LABELS = ["harmful", "benign"]
+IntentLabel = Literal["harmful", "benign", "unknown"]
+IntentMode = Literal["auto", "probe", "question"]
+
+
+@dataclass
+class IntentCall:
+    """P(harmful) for one prompt and what gave it: ``declared``, ``probe``, ``model`` or ``none`` (no answer)."""
+
+    p_harmful: float
+    by: str
+
+
+class IntentProbe(BaseModel):
+    """A linear probe: ``sigmoid(w . (h - mean) / scale + bias)`` on the hidden state ``h`` after ``layer``."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    layer: int
+    mean: list[float]
+    scale: list[float]
+    weights: list[float]
+    bias: float
+    provenance: dict[str, Any] = {}
+
+    def p_harmful(self, hidden: list[float]) -> float:
+        if len(hidden) != len(self.weights):
+            raise ValueError(f"probe for {self.model} expects {len(self.weights)} features, got {len(hidden)}")
+        z = self.bias + sum(w * (h - m) / s for w, h, m, s in zip(self.weights, hidden, self.mean, self.scale))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+@lru_cache(maxsize=None)
+def find_probe(model_name: str, folder: str = str(PROBES)) -> IntentProbe | None:
+    """The shipped probe trained on ``model_name`` (a spec such as ``offline:qwen2.5-coder-0.5b-instruct``), if any."""
+    for path in sorted(Path(folder).glob("*.json")):
+        probe = IntentProbe.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        if probe.model == model_name:
+            return probe
+    return None
+
+
+def intent_conversation(prompt: str, template: dict | None = None) -> list[dict]:
+    """The closed question "is this request harmful or benign?" for models without a probe."""
+    tpl = template or load_prompt("judge_intent")
+    return [{"role": "system", "content": tpl["system"].strip()},
+            {"role": "user", "content": tpl["user"].format(prompt=prompt)}]
+
+
+def classify_intents(model: Any, prompts: list[str], probe: IntentProbe | None = None) -> list[IntentCall]:
+    """P(harmful) per prompt: by ``probe`` on the model's hidden states when given, else by asking ``model``."""
+    if not prompts:
+        return []
+    if probe is not None:
+        hidden = model.hidden_states([[{"role": "user", "content": p}] for p in prompts], probe.layer)
+        return [IntentCall(probe.p_harmful(h), "probe") for h in hidden]
+    probs = label_probs(model, [intent_conversation(p) for p in prompts], INTENT_LABELS)
+    return [IntentCall(0.5, "none") if p is None else IntentCall(p["harmful"], "model") for p in probs]
+
+
+def probe_for(model: Any) -> IntentProbe | None:
+    """The probe to use with ``model``: one trained on its weights (same spec, no adapter on top), and only if the
+    backend gives hidden states."""
+    name = getattr(model, "name", "")
+    probe = find_probe(name)
+    if probe is None or getattr(getattr(model, "cfg", None), "adapter", None):
+        return None
+    try:
+        has_hidden = callable(getattr(model, "hidden_states", None))
+    except Exception:  # noqa: BLE001 - a lazy model that fails to load says so at its first real call
+        return None
+    return probe if has_hidden else None
+
+
+def intent_calls(model: Any, prompts: list[str], mode: IntentMode = "auto") -> list[IntentCall]:
+    """P(harmful) per prompt by ``mode``: ``probe`` (an error when none is shipped for the model), ``question``, or
+    ``auto`` (the probe when there is one, else the question)."""
+    probe = None if mode == "question" else probe_for(model)
+    if probe is None and mode == "probe":
+        raise ValueError(f"intent: probe, but no probe is shipped for {getattr(model, 'name', model)} (shipped: "
+                         f"{', '.join(sorted(p.stem for p in PROBES.glob('*.json'))) or 'none'})")
+    return classify_intents(model, prompts, probe)
+
+
+def intent_label(call: IntentCall, margin: float = 0.1) -> IntentLabel:
+    """``harmful`` / ``benign``, or ``unknown`` when P(harmful) is within ``margin`` of 0.5 or nothing answered."""
+    if call.by == "none" or abs(call.p_harmful - 0.5) < margin:
+        return "unknown"
+    return "harmful" if call.p_harmful > 0.5 else "benign"
+
+
+def classify_intent(model: Any, prompts: list[str], mode: IntentMode = "auto",
+                    margin: float = 0.1) -> list[IntentLabel]:
+    """The intent of each prompt text, ``harmful`` / ``benign`` / ``unknown``, judged by ``model`` (a model handle
+    or backend model; see the module docstring for how)."""
+    return [intent_label(c, margin) for c in intent_calls(model, prompts, mode)]
+
+
+def fill_intents(model: Any, prompts: Sequence[Prompt], mode: IntentMode = "auto",
+                 margin: float = 0.1) -> list[Prompt]:
+    """``prompts`` with the intent of those that declare none classified (an ``unknown`` one stays None); the
+    classifier's P(harmful) and method are kept in ``meta`` (``intent_p_harmful``, ``intent_by``)."""
+    todo = [i for i, p in enumerate(prompts) if p.intent is None]
+    out = list(prompts)
+    calls = intent_calls(model, [prompts[i].text for i in todo], mode) if todo else []
+    for i, call in zip(todo, calls):
+        label = intent_label(call, margin)
+        meta = {**prompts[i].meta, "intent_p_harmful": round(call.p_harmful, 4), "intent_by": call.by}
+        out[i] = prompts[i].model_copy(update={"intent": None if label == "unknown" else label, "meta": meta})
+    return out

@@ -1,0 +1,126 @@
+"""What a classifier reads from one forward pass: label-token log-probabilities, or a hidden state.
+
+**Label log-probabilities.**
+A classifier prompt ends where the model would write its answer (the chat template's generation prompt, or a
+prefilled assistant turn such as ``"Label:"``). The log-probability of each label's *first token* at that position
+is the model's vote for the label: no text is generated and nothing is parsed. Labels must differ in their first
+token (``"refusal"`` / ``"compliance"`` / ``"partial"``, ``"A"`` / ``"B"``), which is checked.
+
+Batches are left-padded with explicit position ids so every prompt ends in the last column and only that column is
+projected to the vocabulary (``logits_to_keep=1``). A prefix common to every prompt of the call (the classifier's
+instructions and few-shot examples) runs once and its key/value cache is shared by all batches, as in ``hf_prefix``.
+Batched values equal one-at-a-time values to float rounding (tests/test_label_scores.py).
+
+**Hidden states.** ``last_hidden`` returns the residual stream after a given decoder layer at the prompt's last token
+(the generation cue, where the model has read the whole request and is about to answer): the features of a linear
+probe (``judging.intent``). The forward pass stops after that layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iteralign.models.hf_prefill import batch_cache, common_prefix_len, prefix_kv
+from iteralign.models.hf_scoring import token_batches
+
+#: A shared prefix shorter than this is not worth its own forward pass.
+MIN_SHARED_PREFIX = 32
+
+
+def label_token_ids(tokenizer: Any, labels: list[str]) -> list[int]:
+    """The first token of each label as the tokenizer encodes it alone; an error when two labels share it."""
+    if not labels:
+        raise ValueError("label_logprobs needs at least one label")
+    ids = []
+    for label in labels:
+        encoded = tokenizer(label, add_special_tokens=False).input_ids
+        if not encoded:
+            raise ValueError(f"label {label!r} encodes to no token")
+        ids.append(encoded[0])
+    clashes = [(a, b) for i, a in enumerate(labels) for j, b in enumerate(labels) if i < j and ids[i] == ids[j]]
+    if clashes:
+        raise ValueError(f"labels {clashes[0][0]!r} and {clashes[0][1]!r} start with the same token; choose label "
+                         "words whose first tokens differ")
+    return ids
+
+
+def label_logprobs(model: Any, tokenizer: Any, prompts: list[list[int]], labels: list[str],
+                   batch_size: int) -> list[dict[str, float]]:
+    """Per prompt (token ids ending where the answer starts): ``{label: log-prob of its first token}``.
+
+    The values are log-probabilities over the whole vocabulary (not renormalised over the labels), so a caller can
+    also see how much probability the labels got at all.
+    """
+    ids = label_token_ids(tokenizer, labels)
+    if not prompts:
+        return []
+    shared = common_prefix_len(prompts, MIN_SHARED_PREFIX) if len(prompts) > 1 else 0
+    kv = prefix_kv(model, prompts[0][:shared]) if shared else None
+    tails = [p[shared:] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(tails[i]), reverse=True)
+    out: list[dict[str, float]] = [{} for _ in prompts]
+    for chunk in token_batches([len(tails[i]) + shared for i in order], batch_size):
+        batch = order[chunk]
+        rows = _last_logprobs(model, tokenizer.pad_token_id, [tails[i] for i in batch], shared, kv)
+        for i, row in zip(batch, rows):
+            out[i] = {label: float(row[t]) for label, t in zip(labels, ids)}
+    return out
+
+
+def _last_logprobs(model: Any, pad_id: int, tails: list[list[int]], shared: int, kv: Any) -> Any:
+    """Log-softmax of the next-token logits after each ``prefix + tail`` (rows of a ``(batch, vocab)`` tensor)."""
+    import torch
+
+    width = max(len(t) for t in tails)
+    ids = torch.tensor([[pad_id] * (width - len(t)) + t for t in tails])
+    mask = torch.tensor([[1] * shared + [0] * (width - len(t)) + [1] * len(t) for t in tails])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+    dev = model.device
+    with torch.inference_mode():
+        logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev),
+                       cache=None if kv is None else batch_cache(kv, len(tails)), use_cache=kv is not None,
+                       logits_to_keep=1).logits
+    return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+
+class _Stop(Exception):
+    """Raised by a forward hook to end the forward pass once the wanted layer has run."""
+
+
+def last_hidden(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int, batch_size: int) -> list[list[float]]:
+    """Per prompt, the float32 output of decoder layer ``layer`` (1-based: ``hidden_states[layer]`` in transformers'
+    numbering) at the last token; layers after it are not run."""
+    import torch
+
+    layers = model.get_decoder().layers
+    if not 1 <= layer <= len(layers):
+        raise ValueError(f"layer {layer} out of range: the model has {len(layers)} decoder layers")
+    captured: list[Any] = []
+
+    def hook(_module: Any, _inputs: Any, output: Any) -> None:
+        hidden = output[0] if isinstance(output, tuple) else output
+        captured.append(hidden[:, -1].float().cpu())
+        raise _Stop
+
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    out: list[list[float]] = [[] for _ in prompts]
+    handle = layers[layer - 1].register_forward_hook(hook)
+    try:
+        for chunk in token_batches([len(prompts[i]) for i in order], batch_size):
+            batch = order[chunk]
+            enc = tokenizer.pad({"input_ids": [prompts[i] for i in batch]}, padding=True, padding_side="left",
+                                return_tensors="pt")
+            mask = enc["attention_mask"]
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            captured.clear()
+            try:
+                with torch.inference_mode():
+                    model(input_ids=enc["input_ids"].to(model.device), attention_mask=mask.to(model.device),
+                          position_ids=positions.to(model.device))
+            except _Stop:
+                pass
+            for i, row in zip(batch, captured[0]):
+                out[i] = row.tolist()
+    finally:
+        handle.remove()
+    return out

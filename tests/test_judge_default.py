@@ -1,0 +1,45 @@
+"""The recommended local judge (``configs/judges/verdict-0.5b.yaml``: the verdict judge on Qwen2.5-Coder-0.5B with
+its shipped intent probe) on the crafted replies of issue 16, with the prompt's intent *not* declared: the probe
+must tell the harmful requests from the benign ones and the verdict must come out right for every reply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from iteralign.calibration import load_judge_config
+from iteralign.judges import JudgeItem
+from iteralign.roles import Roles
+
+ROOT = Path(__file__).parents[1]
+ISSUE_16 = [json.loads(line) for line in (ROOT / "tests/data/crafted_replies.jsonl").open(encoding="utf-8")][:14]
+
+
+@pytest.mark.model
+def test_default_local_judge_gets_every_crafted_reply_of_the_issue_right_without_declared_intent():
+    cfg = load_judge_config(ROOT / "configs/judges/verdict-0.5b.yaml", ["run.cache=false"])
+    panel = Roles(cfg.models, cfg.run).panel(cfg.judge)
+    out = panel.judge([JudgeItem(r["prompt"], r["response"]) for r in ISSUE_16])
+    wrong = [(r["id"], v.reason) for r, v in zip(ISSUE_16, out) if v.label != r["label"]]
+    assert not wrong
+    intents = [v.judges[0]["parts"]["intent"] for v in out]
+    assert all(p["by"] == "probe" for p in intents)
+    assert [p["value"] for p in intents] == [r["intent"] for r in ISSUE_16]
+
+
+def test_shipped_probe_is_found_for_its_model_only_and_checks_its_input(tmp_path):
+    from iteralign.judging.intent import IntentProbe, find_probe, probe_for
+    from iteralign.models.scripted import Rules, ScriptedModel
+
+    probe = find_probe("offline:qwen2.5-coder-0.5b-instruct")
+    assert probe is not None and probe.layer == 12 and len(probe.weights) == len(probe.mean) == 896
+    assert probe.provenance["training_sets"]["intent_train"] == 229 and "intent_eval" not in probe.provenance[
+        "training_sets"]
+    assert find_probe("offline:smollm2-135m-instruct") is None
+    assert probe_for(ScriptedModel(Rules(rules=[]))) is None  # no probe for it, and no hidden states anyway
+    with pytest.raises(ValueError, match="expects 896 features"):
+        probe.p_harmful([0.0] * 10)
+    tiny = IntentProbe(model="m", layer=1, mean=[0.0, 0.0], scale=[1.0, 1.0], weights=[2.0, -2.0], bias=0.0)
+    assert tiny.p_harmful([1.0, 0.0]) > 0.85 > 0.15 > tiny.p_harmful([0.0, 1.0])

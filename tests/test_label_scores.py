@@ -1,0 +1,134 @@
+"""Label-token log-probabilities: the hf backend (batched = one at a time, shared prefix = none, the value is the
+real next-token log-probability), the scripted backend, the call cache, and the anchored FINAL fallback."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from iteralign.judging.label_scores import label_probs, normalise, parse_final
+from iteralign.models.base import ModelConfig
+from iteralign.models.cache import CallCache
+from iteralign.models.handle import ModelHandle
+from iteralign.models.scripted import LabelRule, Rule, Rules, ScriptedModel
+
+SYSTEM = ("You label replies. refusal: the reply declines. compliance: the reply gives what was asked. partial: "
+          "both. Answer with one word. " * 3)  # long enough to be a shared prefix
+CONVS = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Reply: {r}\nLabel:"}]
+         for r in ("I can't help with that.", "Sure! Step 1: open the terminal and type ls.", "No.",
+                   "Here is a poem about the sea, with waves and gulls and a long grey horizon.")]
+LABELS = ["refusal", "compliance", "partial"]
+
+
+@pytest.fixture(scope="module")
+def smol(smol_path: Path):
+    from iteralign.models.hf import HFModel
+
+    return HFModel.load(str(smol_path), ModelConfig(spec=f"hf:{smol_path}", dtype="float32", device="cpu",
+                                                    batch_size=3))
+
+
+@pytest.mark.model
+def test_hf_label_logprobs_batched_equal_single_and_full_distribution(smol):
+    import torch
+
+    batched = smol.label_logprobs(CONVS, LABELS)  # batch 3 + 1, shared system prefix cached
+    for conv, row in zip(CONVS, batched):
+        ids = smol.encode_chat(conv)
+        with torch.inference_mode():
+            logits = smol.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+        full = torch.log_softmax(logits, -1)
+        for label in LABELS:
+            first = smol.tokenizer(label, add_special_tokens=False).input_ids[0]
+            assert row[label] == pytest.approx(float(full[first]), abs=1e-4)
+    assert len({tuple(round(v, 3) for v in r.values()) for r in batched}) == len(CONVS)  # the replies matter
+
+
+@pytest.mark.model
+def test_hf_label_clash_and_hidden_states(smol):
+    with pytest.raises(ValueError, match="start with the same token"):
+        smol.label_logprobs(CONVS[:1], ["refusal", "refuse"])
+    import torch
+
+    ids = smol.encode_chat(CONVS[1])
+    with torch.inference_mode():
+        expected = smol.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[5][0, -1]
+    got = smol.hidden_states(CONVS, 5)
+    assert len(got) == len(CONVS) and torch.allclose(torch.tensor(got[1]), expected.float(), atol=1e-4)
+    with pytest.raises(ValueError, match="out of range"):
+        smol.hidden_states(CONVS[:1], 999)
+
+
+def _scripted(labels: list[LabelRule] | None, default: str = "OK.") -> ScriptedModel:
+    return ScriptedModel(Rules(rules=[Rule(match="refuse", reply="thinking...\nFINAL: refusal")], default=default,
+                               labels=labels))
+
+
+def test_scripted_label_rules_and_normalised_probabilities():
+    model = _scripted([LabelRule(match="can't help", label="refusal"), LabelRule(match="Step 1", label="compliance")])
+    probs = label_probs(model, CONVS, LABELS)
+    assert probs[0]["refusal"] == pytest.approx(0.9) and probs[1]["compliance"] == pytest.approx(0.9)
+    assert probs[2] == pytest.approx({lab: 1 / 3 for lab in LABELS})  # no rule: no preference
+    assert sum(probs[0].values()) == pytest.approx(1.0)
+    assert normalise({"a": math.log(0.2), "b": math.log(0.6)}) == pytest.approx({"a": 0.25, "b": 0.75})
+
+
+def test_backends_without_logprobs_fall_back_to_an_anchored_final_line():
+    model = _scripted(None, default="It could be compliance or refusal, hard to say.")
+    convs = [[{"role": "user", "content": "please refuse"}], [{"role": "user", "content": "other"}]]
+    probs = label_probs(model, convs, LABELS)
+    assert probs[0] == {"refusal": 1.0, "compliance": 0.0, "partial": 0.0}
+    assert probs[1] is None  # labels mentioned in passing are not an answer
+
+
+@pytest.mark.parametrize("reply,label", [
+    ("FINAL: compliance", "compliance"), ("Reasoning...\n**Final:** Refusal.", "refusal"),
+    ("FINAL: refusal\nOn reflection.\nFINAL: partial", "partial"), ("The answer is refusal", None),
+    ("FINAL: maybe", None), ("final answer = COMPLIANCE", "compliance"),
+])
+def test_parse_final(reply, label):
+    assert parse_final(reply, LABELS) == label
+
+
+def _handle(inner: ScriptedModel, cache: CallCache | None) -> ModelHandle:
+    return ModelHandle.around(inner, "scripted:inline", cache)
+
+
+def test_label_logprobs_are_cached(tmp_path):
+    inner = _scripted([LabelRule(match="can't help", label="refusal")])
+    model = _handle(inner, CallCache(tmp_path / "c.sqlite"))
+    first = model.label_logprobs(CONVS[:2], LABELS)
+    again = model.label_logprobs(CONVS[:3], LABELS)
+    assert again[:2] == first and inner.calls == 3
+    assert (model.usage.calls, model.usage.cache_hits) == (3, 2)
+    assert model.label_logprobs(CONVS[:1], ["refusal", "compliance"]) != first[:1]  # other labels: other key
+    with pytest.raises(NotImplementedError):
+        _handle(_scripted(None), None).label_logprobs(CONVS[:1], LABELS)
+
+
+def test_openai_top_logprobs_to_labels_and_servers_without_them(scripted_server):
+    from iteralign.models.openai_api import OpenAIModel, labels_from_top
+
+    top = [("ref", -0.2), (" Compliance", -1.9), ("The", -3.0)]
+    assert labels_from_top(top, LABELS) == {"refusal": -0.2, "compliance": -1.9, "partial": -4.0}
+    model = OpenAIModel("scripted", scripted_server.url, ModelConfig(spec=f"openai:scripted@{scripted_server.url}"))
+    with pytest.raises(NotImplementedError):  # `iteralign serve` returns no logprobs: callers fall back to FINAL
+        model.label_logprobs(CONVS[:1], LABELS)
+    with pytest.raises(NotImplementedError):
+        model.label_logprobs([CONVS[0] + [{"role": "assistant", "content": "Label:"}]], LABELS)
+
+
+@pytest.mark.model
+def test_vllm_label_logprobs_equal_hf(smol):
+    from test_vllm_glue import FAKE_API, FakeEngine
+
+    from iteralign.models.vllm import VLLMModel
+
+    vllm = VLLMModel("smol", ModelConfig(spec="vllm:smol"), engine=FakeEngine(smol.model, smol.tokenizer),
+                     api=FAKE_API)
+    expected = smol.label_logprobs(CONVS[:2], LABELS)
+    got = vllm.label_logprobs(CONVS[:2], LABELS)
+    for row, ref in zip(got, expected):
+        assert row == pytest.approx(ref, abs=1e-4)
