@@ -44,6 +44,10 @@ class Steps:
         (``split.json``): held-out prompts of both kinds measure attack success and over-refusal."""
         redteam = self.cfg.redteam
         prompts, reports = load_sources(redteam.sources)
+        if redteam.intent_model is not None and any(p.intent is None for p in prompts):
+            from iteralign.judging.intent import fill_intents
+
+            prompts = fill_intents(self.roles.get(redteam.intent_model), prompts)  # calls cached like any other
         contrast, contrast_reports = load_sources(redteam.contrast) if redteam.contrast_ratio else ([], [])
         reports += contrast_reports
         settings = redteam.split.model_copy(
