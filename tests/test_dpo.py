@@ -46,7 +46,7 @@ def answer_logprob(model, tokenizer, eos, prompt: str, answer: str) -> float:
 
 
 @pytest.mark.model
-def test_one_dpo_step_raises_the_chosen_minus_rejected_log_ratio(smol_path, tmp_path):
+def test_one_dpo_step_raises_the_chosen_minus_rejected_log_ratio(smol_path, tmp_path, capsys, caplog):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -66,8 +66,11 @@ def test_one_dpo_step_raises_the_chosen_minus_rejected_log_ratio(smol_path, tmp_
                     max_length=128)
     job = DPOJob(base=str(smol_path), pairs=pairs, out_dir=str(tmp_path / "dpo"), cfg=cfg,
                  dpo=DPOSettings(beta=0.1, learning_rate=5e-3, epochs=1))
-    stats = train_dpo(job)
+    with caplog.at_level("INFO", logger="iteralign.progress"):
+        stats = train_dpo(job)
     assert stats["steps"] == 1 and (tmp_path / "dpo/adapter/adapter_model.safetensors").is_file()
+    assert "{'loss'" not in capsys.readouterr().out  # off a terminal: a progress line per step, not printed dicts
+    assert any(r.getMessage().startswith("dpo: 1/1 step") for r in caplog.records)
     assert not (tmp_path / "dpo/adapter/ref").exists()  # TRL's frozen reference copy is not published
     assert list((tmp_path / "dpo/pairs").glob("cache-*.arrow"))  # reference log-probs cached in the run folder
 

@@ -65,7 +65,7 @@ def train_dpo(job: DPOJob) -> dict:
     from trl import DPOConfig
 
     from iteralign.progress import mode as progress_mode
-    from iteralign.stages.sft_callbacks import StepTimer
+    from iteralign.stages.sft_callbacks import StepTimer, log_lines
     from iteralign.stages.sft_guard import check_disk, resume_point
     from iteralign.stages.sft_model import load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
@@ -90,6 +90,7 @@ def train_dpo(job: DPOJob) -> dict:
     timer = StepTimer()
     trainer = trainer_class()(model=load_model(job), ref_model=None, args=args, train_dataset=dataset,
                               processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer, *trackers])
+    log_lines(trainer, "dpo")
     started = time.time()
     resume = resume_point(ckpt_dir)
     result = trainer.train(resume_from_checkpoint=resume)

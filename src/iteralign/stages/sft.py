@@ -47,10 +47,9 @@ def train(job: SFTJob) -> dict:
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
-    from transformers import PrinterCallback
 
     from iteralign.progress import mode as progress_mode
-    from iteralign.stages.sft_callbacks import StepLog, StepTimer
+    from iteralign.stages.sft_callbacks import StepTimer, log_lines
     from iteralign.stages.sft_guard import check_disk, resume_point
     from iteralign.stages.sft_loss import answer_loss_trainer
     from iteralign.stages.sft_model import load_model, peft_config
@@ -76,9 +75,7 @@ def train(job: SFTJob) -> dict:
     trainer_cls = answer_loss_trainer(SFTTrainer)  # loss on answer tokens only, in chunks, no padding: sft_loss
     trainer = trainer_cls(model=load_model(job), args=args, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
-    if args.disable_tqdm:  # off a terminal: our one line per step instead of the Trainer's printed log dicts
-        trainer.remove_callback(PrinterCallback)
-        trainer.add_callback(StepLog())
+    log_lines(trainer, "sft")
     for callback in trackers:
         trainer.add_callback(callback)
     started = time.time()

@@ -45,3 +45,12 @@ class StepLog(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def log_lines(trainer, desc: str) -> None:
+    """Off a terminal (the Trainer's bar switched off): one ``StepLog`` line per step instead of the printed dicts."""
+    from transformers import PrinterCallback
+
+    if trainer.args.disable_tqdm:
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(StepLog(desc))
