@@ -59,7 +59,8 @@ def align(cfg: RunConfig, run: RunDir) -> None:
         pool = pick_pool(cfg, split, it)
         if not pool:
             break  # paper mode: every chunk has been red-teamed
-        pool += [p for p in twins.values() if p.id not in {q.id for q in pool}]
+        in_pool = {p.id for p in pool}
+        pool += [p for p in twins.values() if p.id not in in_pool]
         files.dir.mkdir(exist_ok=True)
         answers = steps.judge(files, steps.redteam(files, target, pool))
         failures = [a for a in answers if a.failed]
