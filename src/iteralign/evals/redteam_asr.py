@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from iteralign.answering import answer, answer_all, judge
+from iteralign.answering import answer, judge
 from iteralign.data.benchmark_files import PROMPT_SETS
 from iteralign.data.sources import load_prompts
 from iteralign.evals.benchmark import BENCHMARKS, Benchmark, BenchmarkOutput, EvalContext, EvalReply
@@ -98,10 +98,9 @@ class RedTeamASR(Benchmark):
 def _judged_answers(ctx: EvalContext, prompts: list[Prompt]) -> list[Answer]:
     """The model's judged answers; logged batch by batch under ``ctx.work_dir`` when given, so a kill loses little."""
     panel = ctx.judge or _refusal_panel()
-    if ctx.work_dir is None:
-        return judge(panel, answer_all(ctx.model, prompts, ctx.params, "red team", progress=ctx.progress))
-    return process(prompts, Path(ctx.work_dir) / "redteam.jsonl", lambda batch: judge(panel, answer(
-        ctx.model, batch, ctx.params)), 32, "red team (eval)", Answer)
+    log = Path(ctx.work_dir) / "redteam.jsonl" if ctx.work_dir is not None else None
+    return process(prompts, log, lambda batch: judge(panel, answer(ctx.model, batch, ctx.params)), 32,
+                   "red team (eval)", Answer, progress=ctx.progress)
 
 
 def _refusal_panel():

@@ -101,8 +101,9 @@ class VLLMModel(ChatModel, Scorer):
         adapter = str(Path(cfg.adapter).resolve()) if cfg.adapter else None
         self._lora = self._api.LoRARequest(f"iteralign-{POOL.lora_id(adapter)}", POOL.lora_id(adapter), adapter) \
             if adapter else None
-        self._pooled = engine is None
-        self._engine = engine if engine is not None else POOL.get(self._api, self.engine_kwargs())
+        # the pool's key, kept for close(): the engine's arguments as they were when it was taken
+        self._pool_key = self.engine_kwargs() if engine is None else None
+        self._engine = engine if engine is not None else POOL.get(self._api, self._pool_key)
         self._tokenizer = self._engine.get_tokenizer()
         if cfg.chat_template:
             template = Path(cfg.chat_template)
@@ -132,8 +133,8 @@ class VLLMModel(ChatModel, Scorer):
     def close(self) -> None:
         """Let go of the engine: a shared one is shut down or kept as ``vllm_engines`` says."""
         engine, self._engine = self._engine, None
-        if engine is not None and self._pooled:
-            POOL.release(self.engine_kwargs())
+        if engine is not None and self._pool_key is not None:
+            POOL.release(self._pool_key)
 
     def _run(self, token_ids: list[list[int]], sampling: Any) -> list[Any]:
         prompts = [{"prompt_token_ids": ids} for ids in token_ids]
