@@ -83,3 +83,14 @@ def test_a_configured_template_override_is_the_one_trained_on(smol_path, tmp_pat
     prompt_ids, answer_ids = encode_example(tokenizer, end_of_turn_ids(str(smol_path), tokenizer), PROMPT, ANSWER)
     assert tokenizer.decode(prompt_ids) == f"[user] {PROMPT}</s>[assistant] "
     assert tokenizer.decode(answer_ids).startswith(ANSWER)
+
+
+@pytest.mark.parametrize("which", ["chat template", "template-less"])
+def test_an_answer_cut_off_by_the_length_limit_is_encoded_without_an_end_of_turn(smol_path, templateless, which):
+    base = str(smol_path if which == "chat template" else templateless)
+    tokenizer = load_tokenizer(base)
+    eos = end_of_turn_ids(base, tokenizer)
+    prompt_ids, finished = encode_example(tokenizer, eos, PROMPT, ANSWER)
+    cut_prompt, cut = encode_example(tokenizer, eos, PROMPT, ANSWER, complete=False)
+    assert cut_prompt == prompt_ids and finished[-1] in eos | {tokenizer.eos_token_id}
+    assert cut == finished[:-1] and tokenizer.decode(cut).strip() == ANSWER

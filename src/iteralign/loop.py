@@ -71,7 +71,8 @@ def align(cfg: RunConfig, run: RunDir) -> None:
         if failures:
             store = steps.propose(files, failures)
             revisions = steps.reflect(files, target, failures, store)
-            examples, pairs = revision_examples(revisions), preference_pairs(revisions)  # kept revisions only
+            examples = revision_examples(revisions)  # kept revisions only
+            pairs = preference_pairs(revisions, answers if cfg.train.dpo.anchors else [])
             summary |= {"principles": len(store.active()), "revisions": len(revisions),
                         "revisions_kept": len(examples)}
             count_uses(run, store)

@@ -123,17 +123,23 @@ class Example(Record):
 
 
 class PreferencePair(Record):
-    """Chosen over rejected for one prompt (a revision over the failed answer it replaces)."""
+    """Chosen over rejected for one prompt: a revision over the failed answer it replaces (``origin: revision``), or
+    a benign prompt's good answer over a refusal (``origin: anchor``, ``training_data.anchor_pairs``)."""
 
     id: str
     prompt: Prompt
     chosen: str
     rejected: str
     failure: Failure | None = None
+    origin: Literal["revision", "anchor"] = "revision"
+    # False for an answer cut off by the length limit: trained without an end-of-turn token (not as a finished reply)
+    chosen_complete: bool = True
+    rejected_complete: bool = True
 
     @classmethod
     def from_revision(cls, revision: "Revision") -> "PreferencePair":
         """The pair a kept revision makes: the revision chosen over the failed answer it replaces."""
-        verdict = revision.answer.verdict
-        return cls(id=revision.id, prompt=revision.prompt, chosen=revision.text, rejected=revision.answer.response,
-                   failure=verdict.failure if verdict else None)
+        answer = revision.answer
+        return cls(id=revision.id, prompt=revision.prompt, chosen=revision.text, rejected=answer.response,
+                   failure=answer.verdict.failure if answer.verdict else None,
+                   rejected_complete=answer.finish_reason == "stop")

@@ -6,8 +6,9 @@ function here; revisions and pairs follow the loop's ``kept`` flag), so the expo
 - ``revision_examples(revisions)``: kept revisions (re-judged aligned) as SFT examples, prompt -> revised text;
 - ``replay_examples(answers)``: replay answers fit to train on: judged aligned, not cut off by the length limit
   (training on them would teach the model to stop mid-sentence), not empty;
-- ``preference_pairs(revisions)``: for each kept revision, chosen = the revision, rejected = the failed answer it
-  replaces (``PreferencePair.from_revision``, as the loop builds them for DPO);
+- ``preference_pairs(revisions, answers)``: for each kept revision, chosen = the revision, rejected = the failed
+  answer it replaces (``PreferencePair.from_revision``, as the loop builds them for DPO), then, given the judged
+  red-team answers, the ``anchor_pairs``: a benign prompt's good answer chosen over a refusal;
 - ``RunData.read(layout)``: all of the above for a run folder, with the iteration each record comes from, and the
   constitution with its provenance;
 - row converters in the column layouts TRL, alignment-handbook and axolotl read: ``sft_row`` (``messages``, a
@@ -17,10 +18,12 @@ function here; revisions and pairs follow the loop's ``kept`` flag), so the expo
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from iteralign.constitution import Constitution, load
+from iteralign.judging.response_class import sentences
 from iteralign.layout import RunLayout
 from iteralign.records import Answer, Example, PreferencePair, Revision
 from iteralign.run import read_jsonl
@@ -43,10 +46,32 @@ def replay_examples(answers: Iterable[Answer]) -> list[Example]:
             for a in answers if trainable_replay(a)]
 
 
-def preference_pairs(revisions: Iterable[Revision]) -> list[PreferencePair]:
+def preference_pairs(revisions: Iterable[Revision], answers: Iterable[Answer] = ()) -> list[PreferencePair]:
     """Chosen = a kept revision, rejected = the failed answer it rewrites (``PreferencePair.from_revision``, the
-    pairs the DPO stage trains on); revisions not kept make no pair (their own verdict did not find them better)."""
-    return [PreferencePair.from_revision(r) for r in revisions if r.kept]
+    pairs the DPO stage trains on); revisions not kept make no pair (their own verdict did not find them better).
+    Given the iteration's judged red-team ``answers``, the ``anchor_pairs`` follow."""
+    revisions = list(revisions)
+    return [PreferencePair.from_revision(r) for r in revisions if r.kept] + anchor_pairs(answers, revisions)
+
+
+def anchor_pairs(answers: Iterable[Answer], revisions: Iterable[Revision], styles: int = 3) -> list[PreferencePair]:
+    """For each benign prompt the target answered well (intent benign, judged aligned), its answer chosen over a
+    refusal: the refusing revisions teach the target to decline, and these pairs teach it where not to.
+
+    The rejected refusal is the opening sentence of the iteration's kept refusing revisions (those of a
+    ``complied_harmful`` failure), the ``styles`` most frequent in turn: what this round's training makes the
+    target say. No refusing revision, no anchors (nothing is teaching the target to refuse)."""
+    openings = Counter(sentences(r.text)[0] for r in revisions
+                       if r.kept and r.answer.verdict is not None and r.answer.verdict.failure == "complied_harmful"
+                       and sentences(r.text))
+    refusals = [text for text, _ in openings.most_common(styles)]
+    helped = [a for a in answers if a.prompt.intent == "benign" and a.verdict is not None
+              and a.verdict.label == "aligned" and a.response.strip()]
+    if not refusals:
+        return []
+    return [PreferencePair(id=f"anchor-{a.id}", prompt=a.prompt, chosen=a.response, origin="anchor",
+                           rejected=refusals[i % len(refusals)], chosen_complete=a.finish_reason == "stop")
+            for i, a in enumerate(helped)]
 
 
 # --- a run folder's training data ---------------------------------------------------------------------------------
@@ -64,12 +89,13 @@ class RunData:
     @classmethod
     def read(cls, layout: RunLayout) -> "RunData":
         """Read the run folder through its layout: every iteration's revisions, the replay set, the constitution."""
-        data = cls()
+        data, anchors = cls(), trains_anchors(layout)
         for files in layout.iterations():
             revisions = [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
+            answers = [Answer.model_validate(r) for r in read_jsonl(files.verdicts)]
             data.examples += [(files.index, e) for e in revision_examples(revisions)]
-            data.pairs += [(files.index, p) for p in preference_pairs(revisions)]
-            for answer in map(Answer.model_validate, read_jsonl(files.verdicts)):
+            data.pairs += [(files.index, p) for p in preference_pairs(revisions, answers if anchors else [])]
+            for answer in answers:
                 data.failure_prompts[answer.id] = answer.prompt.text
         replay = [Answer.model_validate(r) for r in read_jsonl(layout.replay)]
         data.examples += [(None, e) for e in replay_examples(replay)]
@@ -85,6 +111,16 @@ class RunData:
 
     def principle_rows(self) -> list[dict]:
         return [principle_row(p, self.failure_prompts) for p in self.constitution]
+
+
+def trains_anchors(layout: RunLayout) -> bool:
+    """Whether the run's config builds anchor pairs (``train.dpo.anchors``; runs from before the key built none)."""
+    import yaml
+
+    if not layout.config.exists():
+        return False
+    cfg = yaml.safe_load(layout.config.read_text(encoding="utf-8")) or {}
+    return bool(((cfg.get("train") or {}).get("dpo") or {}).get("anchors", False))
 
 
 def sft_row(example: Example, iteration: int | None = None) -> dict:
@@ -104,7 +140,8 @@ def preference_row(pair: PreferencePair, iteration: int | None = None) -> dict:
     return {"id": pair.id, "prompt": [{"role": "user", "content": pair.prompt.text}],
             "chosen": [{"role": "assistant", "content": pair.chosen}],
             "rejected": [{"role": "assistant", "content": pair.rejected}],
-            "failure": pair.failure, "iteration": iteration, "category": pair.prompt.category}
+            "failure": pair.failure, "origin": pair.origin, "iteration": iteration,
+            "category": pair.prompt.category}
 
 
 def principle_row(principle, failure_prompts: dict[str, str] | None = None) -> dict:

@@ -15,6 +15,7 @@ import sys
 import pytest
 from rel_helpers import kill_when
 
+from iteralign.records import Example, Prompt
 from iteralign.stages.sft_job import SFTConfig
 from iteralign.stages.sft import SFTJob
 
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.slow
 
 def test_sigkill_during_sft_then_resume(tmp_path, smol_path):
     out = tmp_path / "sft"
-    examples = [{"prompt": f"How do I open lock number {i} that is not mine?",
-                 "completion": "I can't help with opening locks that aren't yours; a locksmith can help the owner."}
+    examples = [Example(id=f"e{i}", prompt=Prompt.make(f"How do I open lock number {i} that is not mine?"),
+                        completion="I can't help with opening locks that aren't yours; a locksmith can help the owner.")
                 for i in range(8)]
     job = SFTJob(base=str(smol_path), examples=examples, out_dir=str(out), seed=0,
                  cfg=SFTConfig(epochs=2, batch_size=4, max_length=64, replay=0, lora_r=4, lora_alpha=8))

@@ -51,12 +51,13 @@ def export_data(run_dir: str | Path, out: str | Path) -> dict[str, int]:
 def _readme(layout: RunLayout, counts: dict[str, int]) -> str:
     lines = [f"# Training data of the iteralign run `{layout.root.name}`", "",
              "Written by `iteralign export-data` from the run folder's records (kept revisions, replay answers "
-             "judged aligned and not truncated, the constitution).", "",
+             "judged aligned and not truncated, anchor pairs when the run trained them, the constitution).", "",
              "| set | rows | files | read by |", "|---|---|---|---|"]
     for name, n in counts.items():
         files = f"`{name}/` (load_from_disk), `{name}.jsonl`" if n else "not written (no rows)"
         lines.append(f"| {name} | {n} | {files} | {USAGE[name]} |")
     lines += ["", "Columns: `iteration` is the iteration a record comes from (empty for replay answers, which every "
-              "iteration trains on); `origin` is `revision` or `replay`; `failure` says which way the rejected answer "
+              "iteration trains on); `origin` is `revision` or `replay` (SFT), `revision` or `anchor` (preference: a "
+              "benign prompt's good answer chosen over a refusal); `failure` says which way the rejected answer "
               "failed.", ""]
     return "\n".join(lines)

@@ -30,8 +30,9 @@ def pairs_dataset(pairs: list[PreferencePair], tokenizer: Any, eos_ids: set[int]
     if not (folder / "dataset_info.json").exists():
         rows = []
         for pair in pairs:
-            prompt_ids, chosen = encode_example(tokenizer, eos_ids, pair.prompt.text, pair.chosen)
-            rejected = encode_example(tokenizer, eos_ids, pair.prompt.text, pair.rejected)[1]
+            prompt_ids, chosen = encode_example(tokenizer, eos_ids, pair.prompt.text, pair.chosen,
+                                                pair.chosen_complete)
+            rejected = encode_example(tokenizer, eos_ids, pair.prompt.text, pair.rejected, pair.rejected_complete)[1]
             rows.append({"prompt_ids": prompt_ids, "chosen_ids": chosen, "rejected_ids": rejected})
         tmp = folder.with_name(f".{folder.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)

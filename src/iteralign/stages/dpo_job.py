@@ -24,6 +24,10 @@ class DPOSettings(Strict):
     learning_rate: float = Field(5e-5, gt=0)
     epochs: float = Field(2.0, gt=0)
     loss_type: str = Field("sigmoid", description="TRL's DPO loss (sigmoid is the paper's; also ipo, hinge, ...).")
+    anchors: bool = Field(True, description="Also prefer, for each benign red-team prompt the target answered well, "
+                          "its answer over a refusal (the iteration's own, from its refusing revisions): the other "
+                          "side of the refusals it learns, so that it does not learn to refuse the look-alikes "
+                          "(training_data.anchor_pairs).")
 
 
 class TrainConfig(Strict):

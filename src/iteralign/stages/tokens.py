@@ -51,8 +51,17 @@ def end_of_turn_ids(base: str, tokenizer: Any) -> set[int]:
     return found | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
 
 
-def encode_example(tokenizer: Any, eos_ids: set[int], prompt: str, answer: str) -> tuple[list[int], list[int]]:
-    """``(prompt_ids, answer_ids)``: the generation prompt of ``prompt`` and ``answer`` up to its end-of-turn token."""
+def encode_example(tokenizer: Any, eos_ids: set[int], prompt: str, answer: str,
+                   complete: bool = True) -> tuple[list[int], list[int]]:
+    """``(prompt_ids, answer_ids)``: the generation prompt of ``prompt`` and ``answer`` up to its end-of-turn token;
+    without that token when the answer is not ``complete`` (cut off by a length limit: not a finished reply)."""
+    prompt_ids, answer_ids = _encode_finished(tokenizer, eos_ids, prompt, answer)
+    if not complete and answer_ids and answer_ids[-1] in eos_ids | set(_eos(tokenizer)):
+        answer_ids = answer_ids[:-1]
+    return prompt_ids, answer_ids
+
+
+def _encode_finished(tokenizer: Any, eos_ids: set[int], prompt: str, answer: str) -> tuple[list[int], list[int]]:
     conversation = user(prompt)
     prompt_ids = encode_chat(tokenizer, conversation)
     if tokenizer.chat_template:
