@@ -15,8 +15,8 @@ Run:  make bench-deps && .venv/bin/python bench/compare_lm_eval.py [--truthfulqa
       [--threads 1]
 
 lm-eval scores every (context, choice) pair as its own sequence, re-reading TruthfulQA's 6-shot preamble each time;
-on 2 CPU cores the full 817 questions take it about an hour (66 min on one thread), hence the default TruthfulQA subset (the first 50 questions,
-the same for both). HHH runs in full by default.
+on 2 CPU cores the full 817 questions take it about an hour (66 min on one thread), hence the default TruthfulQA
+subset (the first 50 questions, the same for both). HHH runs in full by default.
 """
 
 from __future__ import annotations
