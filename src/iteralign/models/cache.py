@@ -57,24 +57,22 @@ class CallCache:
         return conn
 
     def get_many(self, keys: list[str]) -> dict[str, Completion]:
-        found: dict[str, Completion] = {}
-        conn = self._conn()
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, blob in conn.execute(f"SELECT key, completion FROM calls WHERE key IN ({marks})", chunk):
-                found[key] = Completion(**json.loads(blob))
-        return found
+        return {key: Completion(**row) for key, row in self._get_json(keys).items()}
 
     def put_many(self, items: dict[str, Completion]) -> None:
-        rows = [(k, json.dumps({**c.to_dict(), "cached": False})) for k, c in items.items()]
-        with self._conn() as conn:  # one transaction: all or nothing
-            conn.executemany("INSERT OR REPLACE INTO calls (key, completion) VALUES (?, ?)", rows)
+        self._put_json({k: {**c.to_dict(), "cached": False} for k, c in items.items()})
 
     def get_scores(self, keys: list[str]) -> dict[str, dict[str, float]]:
         """Stored label log-probabilities by key (rows written by ``put_scores``)."""
+        return self._get_json(keys)
+
+    def put_scores(self, items: dict[str, dict[str, float]]) -> None:
+        self._put_json(items)
+
+    def _get_json(self, keys: list[str]) -> dict[str, Any]:
+        """The stored rows of ``keys`` that exist, decoded (queried in chunks under SQLite's variable limit)."""
+        found: dict[str, Any] = {}
         conn = self._conn()
-        found: dict[str, dict[str, float]] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -82,10 +80,10 @@ class CallCache:
                 found[key] = json.loads(blob)
         return found
 
-    def put_scores(self, items: dict[str, dict[str, float]]) -> None:
-        with self._conn() as conn:
-            conn.executemany("INSERT OR REPLACE INTO calls (key, completion) VALUES (?, ?)",
-                             [(k, json.dumps(v)) for k, v in items.items()])
+    def _put_json(self, items: dict[str, Any]) -> None:
+        rows = [(k, json.dumps(v)) for k, v in items.items()]
+        with self._conn() as conn:  # one transaction: all or nothing
+            conn.executemany("INSERT OR REPLACE INTO calls (key, completion) VALUES (?, ?)", rows)
 
     def __len__(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0]
