@@ -61,9 +61,9 @@ def anchor_pairs(answers: Iterable[Answer], revisions: Iterable[Revision], style
     The rejected refusal is the opening sentence of the iteration's kept refusing revisions (those of a
     ``complied_harmful`` failure), the ``styles`` most frequent in turn: what this round's training makes the
     target say. No refusing revision, no anchors (nothing is teaching the target to refuse)."""
-    openings = Counter(sentences(r.text)[0] for r in revisions
-                       if r.kept and r.answer.verdict is not None and r.answer.verdict.failure == "complied_harmful"
-                       and sentences(r.text))
+    refusing = [sentences(r.text) for r in revisions
+                if r.kept and r.answer.verdict is not None and r.answer.verdict.failure == "complied_harmful"]
+    openings = Counter(split[0] for split in refusing if split)
     refusals = [text for text, _ in openings.most_common(styles)]
     helped = [a for a in answers if a.prompt.intent == "benign" and a.verdict is not None
               and a.verdict.label == "aligned" and a.response.strip()]

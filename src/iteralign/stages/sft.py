@@ -47,7 +47,6 @@ def train(job: SFTJob) -> dict:
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
-
     from iteralign.progress import mode as progress_mode
     from iteralign.stages.sft_callbacks import StepTimer, log_lines
     from iteralign.stages.sft_guard import check_disk, resume_point
