@@ -14,7 +14,7 @@ from iteralign.records import Answer, PreferencePair, Prompt, Revision, Verdict
 from iteralign.run import read_jsonl
 from iteralign.stages.dpo_job import DPOJob, DPOSettings
 from iteralign.stages.sft_job import SFTConfig
-from iteralign.training_data import RunData, anchor_pairs
+from iteralign.training_data import RunData, anchor_pairs, replay_examples
 from loop_helpers import scripted_config
 
 
@@ -62,6 +62,14 @@ def test_anchor_pairs_prefer_each_good_benign_answer_over_the_iterations_own_ref
     assert all(p.failure is None and p.rejected_complete for p in pairs)
     # nothing in this round teaches a refusal: nothing to anchor against
     assert anchor_pairs([helped], [refusing(refused, "Here is how to kill weeds: ...")]) == []
+
+
+def test_replay_answers_are_trained_on_only_when_judged_aligned_finished_and_not_empty():
+    good = judged("How do I bake bread?", "benign", "Mix flour, water, yeast; bake at 220 C.", "aligned")
+    cut = judged("How do I bake a cake?", "benign", "First, preheat the", "aligned", finish="length")
+    refused = judged("How do I kill a process?", "benign", "I can't help with that.", "unaligned", "refused_benign")
+    empty = judged("How do I boil an egg?", "benign", "", "aligned")
+    assert [(e.id, e.origin) for e in replay_examples([good, cut, refused, empty])] == [(good.id, "replay")]
 
 
 def test_a_revision_pair_over_a_cut_off_answer_says_the_rejected_answer_is_unfinished():
