@@ -100,6 +100,17 @@ def test_learning_rate_retrains_and_recomputes_what_uses_the_tuned_model(tmp_pat
     assert redone == {"iter-000/sft"} | AFTER_ITER0_SFT and n > 0
 
 
+def test_learning_rate_decay_retrains_the_later_iterations_only_at_the_decayed_rate(tmp_path, finished, monkeypatch):
+    import iteralign.stages.sft as sft
+
+    rates: dict[str, float] = {}
+    monkeypatch.setattr(sft, "run_sft", lambda job: rates.setdefault(job.out_dir, job.cfg.learning_rate)
+                        and fake_run_sft(job))
+    redone, _ = rerun(tmp_path, finished[1], train__lr_decay=0.5)
+    assert redone == {"iter-001/sft", "iter-001/eval"}  # iteration 0 trains at the configured rate: reused
+    assert list(rates.values()) == [pytest.approx(0.5 * load_config(config(tmp_path)).sft.learning_rate)]
+
+
 def test_new_adapter_bytes_recompute_what_uses_the_tuned_model_not_the_training(tmp_path, finished):
     run, before = finished
     (run / "iter-000/sft/adapter/adapter_model.safetensors").write_text("retrained elsewhere")

@@ -29,6 +29,7 @@ from iteralign.training_data import replay_examples
 
 if TYPE_CHECKING:  # pragma: no cover
     from iteralign.config import RunConfig
+    from iteralign.stages.sft_job import SFTConfig
 
 
 class Steps:
@@ -212,16 +213,15 @@ class Steps:
         from iteralign.stages.dpo_job import DPOJob
 
         handle = self.roles.get(target)
+        sft_cfg, dpo_cfg = self.cfg.train.rates(self.cfg.sft, files.index)
 
         def compute() -> dict:
             return train_dpo(DPOJob(base=handle.backend.train_source(handle.spec), init_adapter=target.adapter,
-                                    pairs=pairs, out_dir=str(files.dpo), cfg=self.cfg.sft, dpo=self.cfg.train.dpo,
+                                    pairs=pairs, out_dir=str(files.dpo), cfg=sft_cfg, dpo=dpo_cfg,
                                     seed=self.cfg.run.seed, trust_remote_code=target.trust_remote_code,
                                     chat_template=target.chat_template))
 
-        training = self.cfg.sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation",
-                                                    "report_to"})  # where curves go does not change the model
-        inputs = {"model": handle, "pairs": pairs, "sft": training, "dpo": self.cfg.train.dpo,
+        inputs = {"model": handle, "pairs": pairs, "sft": training_inputs(sft_cfg), "dpo": dpo_cfg,
                   "seed": self.cfg.run.seed}
         self.runner(Stage(files.key("dpo"), files.dpo, inputs, compute, lambda: json.loads(files.dpo_stats.read_text()),
                           lambda: files.dpo_adapter.is_dir() and files.dpo_stats.is_file()))
@@ -234,17 +234,16 @@ class Steps:
 
         handle, method = self.roles.get(target), self.cfg.sft.method
         out = files.adapter if method == "lora" else files.model
+        sft_cfg, _ = self.cfg.train.rates(self.cfg.sft, files.index)
 
         def compute() -> dict:
             job = SFTJob(base=handle.backend.train_source(handle.spec), examples=examples, out_dir=str(files.sft),
-                         init_adapter=target.adapter if method == "lora" else None, cfg=self.cfg.sft,
+                         init_adapter=target.adapter if method == "lora" else None, cfg=sft_cfg,
                          seed=self.cfg.run.seed, trust_remote_code=target.trust_remote_code,
                          chat_template=target.chat_template)
             return run_sft(job)
 
-        training = self.cfg.sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation",
-                                                    "report_to"})  # where curves go does not change the model
-        inputs = {"model": handle, "examples": examples, "sft": training, "seed": self.cfg.run.seed}
+        inputs = {"model": handle, "examples": examples, "sft": training_inputs(sft_cfg), "seed": self.cfg.run.seed}
         self.runner(Stage(files.key("sft"), files.sft, inputs, compute,
                           lambda: json.loads(files.train_stats.read_text()),
                           lambda: out.is_dir() and files.train_stats.is_file()))
@@ -276,3 +275,9 @@ class Steps:
             return lambda failure: current
         return lambda failure: store.relevant(failure.prompt.text, self.cfg.reflect.principles_k,
                                               principle_kind(failure))
+
+
+def training_inputs(sft: "SFTConfig") -> dict:
+    """The SFT settings that change the trained weights (a stage input): not the replay set's, built elsewhere, nor
+    where the curves are reported."""
+    return sft.model_dump(exclude={"replay", "replay_prompts", "replay_from", "replay_generation", "report_to"})

@@ -35,6 +35,16 @@ class TrainConfig(Strict):
         "sft", description="sft: targets; dpo: preference pairs (revision over failed answer); sft+dpo: both, "
         "in order.")
     dpo: DPOSettings = Field(default_factory=DPOSettings)
+    lr_decay: float = Field(1.0, gt=0, le=1, description="Iteration i (from 0) trains at the configured SFT and DPO "
+                            "learning rates times lr_decay**i. Later iterations warm-start from an adapter that has "
+                            "already moved, and their failures are the harder, mostly harmful ones: at the full rate a "
+                            "second iteration of the 135M overshoots into refusing safe prompts (RESULTS.md).")
+
+    def rates(self, sft: SFTConfig, iteration: int) -> tuple[SFTConfig, DPOSettings]:
+        """The SFT and DPO settings iteration ``iteration`` trains with (learning rates decayed by ``lr_decay``)."""
+        scale = self.lr_decay**iteration
+        return (sft.model_copy(update={"learning_rate": sft.learning_rate * scale}),
+                self.dpo.model_copy(update={"learning_rate": self.dpo.learning_rate * scale}))
 
 
 class DPOJob(Strict):
