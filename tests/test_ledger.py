@@ -66,6 +66,12 @@ def test_roles_count_usage_per_model(tmp_path):
     assert (target["calls"], target["cache_hits"], oracle["calls"]) == (2, 1, 1)
     for key in ("calls", "cache_hits", "prompt_tokens", "completion_tokens"):
         assert usage[key] == target[key] + oracle[key]
+    roles.unload_all()  # before training: every model's memory freed, its counts kept, reloaded on next use
+    assert not roles.get(cfg.models.target).loaded and not roles.get(cfg.models.oracle).loaded
+    assert roles.usage() == usage
+    roles.get(cfg.models.target).generate([user("a new prompt")], params)
+    assert roles.get(cfg.models.target).loaded and roles.usage()["models"][cfg.models.target.spec]["calls"] == 3
+    usage = roles.usage()
     roles.release(cfg.models.target)  # a released model's counts stay
     assert roles.usage() == usage
 

@@ -77,7 +77,7 @@ def align(cfg: RunConfig, run: RunDir) -> None:
                         "revisions_kept": len(examples)}
             count_uses(run, store)
             if examples and cfg.sft.enabled:
-                roles.release(target)  # frees its memory for training; reloaded if needed
+                roles.unload_all()  # frees the memory of every model for training; each reloads on next use
                 tuned = steps.train(files, target, examples + replay, pairs)
                 tuned_eval = steps.evaluate(tuned, split.held_out, files)
                 accepted, reasons = gate(cfg, accepted_eval, tuned_eval)

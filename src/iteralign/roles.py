@@ -64,6 +64,12 @@ class Roles:
             handle.close()
             gc.collect()
 
+    def unload_all(self) -> None:
+        """Free the memory of every loaded model (before training: the oracle and reviser are the largest); the
+        handles and their counts stay, and each model reloads on its next use (seconds, from the converted cache)."""
+        for handle in self._handles.values():
+            handle.close()
+
     @property
     def target(self) -> ModelHandle:
         return self.get(self.models.target)
