@@ -10,6 +10,9 @@ tree's ``src`` first (the same venv and libraries). Before each round the roofli
   new tokens -> generated tokens/s; ceiling ``min(copy bandwidth / bf16 weight bytes x 16, bf16 flops / 2P)``;
 * ``sft``: the SFT stage (``stages.sft.train``) as bench/sft.py runs it: LoRA, bf16, batch 4, 16 examples of
   ~25-200 answer tokens, one epoch -> non-padding tokens/s inside optimizer steps; ceiling ``bf16 flops / 4P``;
+* ``dpo``: the DPO stage (``stages.dpo.train_dpo``): LoRA, bf16, batch 8, one epoch over 16 pairs of the same
+  answers (chosen and rejected of different lengths) -> non-padding tokens (prompt + answer, both sides) per second
+  inside optimizer steps; ceiling ``bf16 flops / 4P`` (the reference's pass is precomputed, outside the steps);
 * ``revise``: the same as ``decode`` with the default run's 1.5B reviser/oracle (Qwen2.5-Coder-1.5B, bf16), 8 of
   the prompts at batch 8, 48 new tokens;
 * ``score``: ``HFModel.loglikelihood`` on the first 100 TruthfulQA questions (MC1 + MC2 requests), bf16, batch 16
@@ -97,6 +100,43 @@ def work_sft(profile: bool) -> dict:
             "losses": stats["losses"], "profile": top}
 
 
+def work_dpo(profile: bool) -> dict:
+    """DPO as the loop runs it (``stages.dpo.train_dpo``): LoRA, bf16, batch 8, one epoch over 16 pairs whose chosen
+    and rejected answers differ in length (~20 to ~200 tokens), reference log-probabilities precomputed."""
+    import tempfile
+
+    from sft import examples
+
+    from iteralign.config import SFTConfig
+    from iteralign.models.offline import ensure_converted
+    from iteralign.records import PreferencePair
+    from iteralign.stages.dpo import train_dpo
+    from iteralign.stages.dpo_job import DPOJob, DPOSettings
+
+    cfg = SFTConfig(method="lora", bf16=True, batch_size=8, max_length=384, replay=0)
+    base = str(ensure_converted("smollm2-135m-instruct"))
+    rows = examples(17)
+    pairs = [PreferencePair(id=f"p{i}", prompt=a.prompt, chosen=a.completion, rejected=b.completion)
+             for i, (a, b) in enumerate(zip(rows, rows[1:]))]
+
+    def run() -> dict:
+        from datasets import load_from_disk
+
+        with tempfile.TemporaryDirectory() as tmp:
+            stats = train_dpo(DPOJob(base=base, pairs=pairs, out_dir=tmp, cfg=cfg,
+                                     dpo=DPOSettings(epochs=1, learning_rate=1e-5)))
+            data = load_from_disk(f"{tmp}/pairs")
+            return stats | {"tokens": sum(2 * len(r["prompt_ids"]) + len(r["chosen_ids"]) + len(r["rejected_ids"])
+                                          for r in data)}
+
+    c0 = time.process_time()
+    stats, top = _profiled(run, profile)
+    return {"figure": stats["tokens"] / stats["step_seconds"], "unit": "non-padding tok/s in steps",
+            "seconds": stats["step_seconds"],
+            "cpu_seconds": time.process_time() - c0, "train_loss": stats["train_loss"], "losses": stats["losses"],
+            "profile": top}
+
+
 def work_score(profile: bool) -> dict:
     from compare_lm_eval import TokenCounter
 
@@ -123,7 +163,7 @@ def work_revise(profile: bool) -> dict:
     return work_decode(profile, "qwen2.5-coder-1.5b-instruct", batch=8, prompts=8, new_tokens=48)
 
 
-WORK = {"decode": work_decode, "sft": work_sft, "score": work_score, "revise": work_revise}
+WORK = {"decode": work_decode, "sft": work_sft, "dpo": work_dpo, "score": work_score, "revise": work_revise}
 PARAMS_OF = {"revise": 1_543_714_304}  # Qwen2.5-Coder-1.5B (untied head); the others: SmolLM2-135M
 
 
@@ -134,7 +174,7 @@ def ceiling(work: str, lim: dict) -> tuple[float, str]:
         batch = 8 if work == "revise" else 16
         memory, compute = lim["copy_gbs"] * 1e9 / (2 * params) * batch, bf16 / (2 * params)
         return (memory, "memory") if memory < compute else (compute, "compute")
-    return (bf16 / (4 * PARAMS), "compute 4P") if work == "sft" else (bf16 / (2 * PARAMS), "compute 2P")
+    return (bf16 / (4 * PARAMS), "compute 4P") if work in ("sft", "dpo") else (bf16 / (2 * PARAMS), "compute 2P")
 
 
 def run_worker(tree: Path, work: str, threads: int, profile: bool) -> dict:

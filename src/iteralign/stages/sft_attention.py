@@ -57,7 +57,10 @@ def use_segment_attention(model: Any) -> bool:
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base.config, "_attn_implementation", None) != "sdpa":
+    impl = getattr(base.config, "_attn_implementation", None)
+    if impl == NAME:
+        return True
+    if impl != "sdpa":
         return False
     AttentionInterface.register(NAME, segment_attention)
     AttentionMaskInterface.register(NAME, sdpa_mask)

@@ -21,7 +21,8 @@ batch (its rows are laid end to end with restarting position ids and attended on
 ``sft_attention``; the batches themselves are unchanged). The loss equals TRL's (tests/test_sft_loss.py).
 
 DPO: TRL's ``DPOTrainer`` calls the same fused head (policy and reference), so ``install_answer_head(trainer.model,
-metrics=("entropy", "mean_logits", "is_top1"))`` after building the trainer gives it the same savings; with
+metrics=("entropy", "mean_logits", "is_top1"), padding_free=True)`` after building the trainer gives it the same
+savings, (4) included: the head runs each right-padded chosen + rejected batch without its padding; with
 ``precompute_ref_log_probs=True`` TRL computes the reference log-probabilities once, through this head, before
 training. ``sequence_logprobs`` computes per-sequence answer log-probabilities for any other use.
 """
@@ -141,14 +142,16 @@ def _plain_head(config: Any) -> bool:
     return all(v is None for v in scale) and not getattr(text, "output_router_logits", False)
 
 
-def install_answer_head(model: Any, metrics: tuple[str, ...] = ()) -> bool:
+def install_answer_head(model: Any, metrics: tuple[str, ...] = (), padding_free: bool = False) -> bool:
     """Serve ``model(..., labels=labels, fused_lm_head=True)`` (TRL's fused-head call) from answer positions only.
 
     ``model`` is the trainer's model (a PEFT model or a plain one); its base causal LM's ``forward`` is wrapped in
     front of whatever TRL installed, which still serves every other call (generation, plain forwards, shifted
     labels under sequence parallelism). ``metrics``: per-token extras to compute (``METRICS``); TRL's SFT trainer
-    needs ``entropy`` and ``is_top1`` unless ``AnswerLossMixin`` skips them, its DPO trainer all three. Returns
-    False (nothing installed) for heads with logit scaling or soft-capping.
+    needs ``entropy`` and ``is_top1`` unless ``AnswerLossMixin`` skips them, its DPO trainer all three.
+    ``padding_free``: a right-padded batch (TRL's DPO collator) runs through the model without its padding
+    (``padded_hidden``); the outputs keep the batch's shape. Returns False (nothing installed) for heads with logit
+    scaling or soft-capping.
     """
     from trl.trainer.utils import FusedCausalLMOutput
 
@@ -163,7 +166,11 @@ def install_answer_head(model: Any, metrics: tuple[str, ...] = ()) -> bool:
             return inner(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
                          num_items_in_batch=num_items_in_batch, **kw)
         kw["use_cache"] = False
-        hidden = self.base_model(*args, **kw).last_hidden_state[:, :-1]
+        mask = kw.get("attention_mask")
+        if padding_free and not args and mask is not None and not bool(mask.all()):
+            hidden = padded_hidden(self.base_model, kw)[:, :-1]
+        else:
+            hidden = self.base_model(*args, **kw).last_hidden_state[:, :-1]
         targets = labels[:, 1:]
         mask = targets != -100
         head = self.get_output_embeddings()
@@ -186,6 +193,24 @@ def sequence_logprobs(model: Any, input_ids: Any, attention_mask: Any, answer_ma
     return out.log_probs.sum(-1)
 
 
+def row_positions(mask: Any) -> Any:
+    """Position ids of a padded batch's tokens laid end to end (``mask`` 1 on tokens): restarting at 0 each row."""
+    lengths = mask.sum(1)
+    starts = torch.cumsum(lengths, 0) - lengths
+    return torch.arange(int(lengths.sum()), device=mask.device) - torch.repeat_interleave(starts, lengths)
+
+
+def padded_hidden(body: Any, kw: dict) -> Any:
+    """The last hidden states of a right-padded batch, computed without its padding: its rows end to end in one row
+    (positions restarting; ``sft_attention`` attends each on its own), laid back in the batch's shape (zeros at the
+    padding, which no target reads)."""
+    keep = kw["attention_mask"].bool()
+    rest = {k: v for k, v in kw.items() if k not in ("input_ids", "attention_mask", "position_ids")}
+    row = body(input_ids=kw["input_ids"][keep][None], position_ids=row_positions(keep.long())[None],
+               **rest).last_hidden_state[0]
+    return row.new_zeros(*keep.shape, row.shape[-1]).masked_scatter(keep[..., None], row)
+
+
 def unpad(inputs: dict) -> dict:
     """A padded batch as one row without padding: rows end to end, position ids restarting at each row (transformers
     then masks attention block by block), the first label of each row ignored (it would be predicted from the end of
@@ -196,7 +221,7 @@ def unpad(inputs: dict) -> dict:
     keep = mask.bool()
     lengths = keep.sum(1)
     starts = torch.cumsum(lengths, 0) - lengths
-    positions = torch.arange(int(lengths.sum()), device=mask.device) - torch.repeat_interleave(starts, lengths)
+    positions = row_positions(keep.long())
     labels = inputs["labels"][keep].clone()
     labels[starts] = -100
     out = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask", "labels", "position_ids")}
@@ -257,10 +282,11 @@ class AnswerHeadMixin:
         self._install_answer_heads()
 
     def _install_answer_heads(self) -> None:
-        if not getattr(self, "_answer_head", False):
-            self._answer_head = install_answer_head(self.model, self.answer_metrics)
+        if not getattr(self, "_answer_head", False):  # padding-free when each sequence can be attended on its own
+            free = use_segment_attention(self.model)
+            self._answer_head = install_answer_head(self.model, self.answer_metrics, padding_free=free)
             if getattr(self, "ref_model", None) is not None:
-                install_answer_head(self.ref_model)
+                install_answer_head(self.ref_model, padding_free=use_segment_attention(self.ref_model))
 
     def _precompute_ref_logps(self, *args, **kwargs):  # TRL's hook, called from __init__ when precomputing
         self._install_answer_heads()
