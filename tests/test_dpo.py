@@ -14,7 +14,7 @@ from iteralign.records import Answer, PreferencePair, Prompt, Revision, Verdict
 from iteralign.run import read_jsonl
 from iteralign.stages.dpo_job import DPOJob, DPOSettings
 from iteralign.stages.sft_job import SFTConfig
-from iteralign.training_data import RunData, anchor_pairs, replay_examples
+from iteralign.training_data import RunData, anchor_answers, anchor_pairs, replay_examples
 from loop_helpers import scripted_config
 
 
@@ -89,8 +89,24 @@ def test_anchor_pairs_are_built_from_a_run_folder_when_its_config_trains_them(tm
     anchors = [p for p in pairs if p.origin == "anchor"]
     assert helped and {p.id for p in anchors} == {f"anchor-{i}" for i in helped}
     config = (run / "config.yaml").read_text()
+    replay = [Answer.model_validate(r) for r in read_jsonl(run / "replay.jsonl")]
+    good = {f"anchor-{a.id}" for a in replay if a.verdict.label == "aligned" and a.response.strip()}
+    assert good and not good & {p.id for p in anchors}  # replay anchors: only when asked for
+    (run / "config.yaml").write_text(config.replace("replay_anchors: false", "replay_anchors: true"))
+    with_replay = {p.id for _, p in RunData.read(RunLayout(run)).pairs if p.origin == "anchor"}
+    assert with_replay == {p.id for p in anchors} | good
     (run / "config.yaml").write_text(config.replace("anchors: true", "anchors: false"))
     assert all(p.origin == "revision" for _, p in RunData.read(RunLayout(run)).pairs)
+
+
+def test_anchor_answers_by_setting_each_prompt_once():
+    def answer(i):
+        return Answer(id=f"a{i}", prompt=Prompt(id=f"a{i}", text=f"q{i}", intent="benign"), response="r")
+
+    red_team, replay = [answer(1), answer(2)], [answer(2), answer(3)]
+    assert anchor_answers((False, True), red_team, replay) == []
+    assert [a.id for a in anchor_answers((True, False), red_team, replay)] == ["a1", "a2"]
+    assert [a.id for a in anchor_answers((True, True), red_team, replay)] == ["a1", "a2", "a3"]
 
 
 def answer_logprob(model, tokenizer, eos, prompt: str, answer: str) -> float:

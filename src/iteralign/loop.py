@@ -22,7 +22,7 @@ from iteralign.records import Prompt, Revision
 from iteralign.roles import Roles
 from iteralign.run import RunDir, read_jsonl, write_json
 from iteralign.steps import Steps
-from iteralign.training_data import preference_pairs, revision_examples
+from iteralign.training_data import anchor_answers, preference_pairs, replay_examples, revision_examples
 from iteralign.stopping import stop_reason
 
 log = logging.getLogger("iteralign")
@@ -72,13 +72,14 @@ def align(cfg: RunConfig, run: RunDir) -> None:
             store = steps.propose(files, failures)
             revisions = steps.reflect(files, target, failures, store)
             examples = revision_examples(revisions)  # kept revisions only
-            pairs = preference_pairs(revisions, answers if cfg.train.dpo.anchors else [])
+            dpo = cfg.train.dpo
+            pairs = preference_pairs(revisions, anchor_answers((dpo.anchors, dpo.replay_anchors), answers, replay))
             summary |= {"principles": len(store.active()), "revisions": len(revisions),
                         "revisions_kept": len(examples)}
             count_uses(run, store)
             if examples and cfg.sft.enabled:
                 roles.unload_all()  # frees the memory of every model for training; each reloads on next use
-                tuned = steps.train(files, target, examples + replay, pairs)
+                tuned = steps.train(files, target, examples + replay_examples(replay), pairs)
                 tuned_eval = steps.evaluate(tuned, split.held_out, files)
                 accepted, reasons = gate(cfg, accepted_eval, tuned_eval)
                 summary |= {"accepted": accepted, "gate_reasons": reasons, "target": tuned.model_dump()}

@@ -75,10 +75,10 @@ class Steps:
             inputs["contrast"] = [(p.id, p.intent) for p in contrast]
         return self.runner(Stage("prompts", self.layout.split, inputs, compute, read, self.layout.split.exists))
 
-    def replay(self) -> list[Example]:
+    def replay(self) -> list[Answer]:
         """Benign prompts answered by the untuned target (or the reviser) and judged, mixed into SFT so that alignment
-        does not cost helpfulness (``replay.jsonl``). Answers cut off by the length limit or judged unaligned (e.g.
-        a refusal of a benign prompt) are not trained on."""
+        does not cost helpfulness (``replay.jsonl``; ``replay_examples`` keeps those fit to train on: not cut off by
+        the length limit, not judged unaligned) and, with ``train.dpo.replay_anchors``, made into anchors."""
         sft = self.cfg.sft
         if sft.replay == 0:
             return []
@@ -93,10 +93,10 @@ class Steps:
         answers = self.runner(Stage(
             "replay", self.layout.replay, {"model": model, "prompts": prompts, "generation": params, "judge": panel},
             lambda: process(prompts, self.layout.replay, answer_and_judge, model_cfg.batch_size, "replay", Answer)))
-        kept = replay_examples(answers)
-        self.run.manifest.mark("replay", kept=len(kept), truncated=sum(a.finish_reason == "length" for a in answers),
+        self.run.manifest.mark("replay", kept=len(replay_examples(answers)),
+                               truncated=sum(a.finish_reason == "length" for a in answers),
                                judged_unaligned=sum(a.verdict.label != "aligned" for a in answers))
-        return kept
+        return answers
 
     def evaluate(self, target: ModelConfig, held_out: list[Prompt], files: EvalFiles) -> dict:
         """Benchmarks of ``target`` (``eval.json``) and the generated, judged answers (``eval.replies.jsonl``)."""

@@ -54,6 +54,15 @@ def preference_pairs(revisions: Iterable[Revision], answers: Iterable[Answer] = 
     return [PreferencePair.from_revision(r) for r in revisions if r.kept] + anchor_pairs(answers, revisions)
 
 
+def anchor_answers(settings: tuple[bool, bool], answers: Iterable[Answer], replay: Iterable[Answer]) -> list[Answer]:
+    """The answers anchors are made from, by ``settings`` = (``train.dpo.anchors``, ``train.dpo.replay_anchors``):
+    none, the iteration's red-team answers, or those and the replay answers (a prompt in both counts once)."""
+    anchors, with_replay = settings
+    chosen = list(answers) if anchors else []
+    seen = {a.id for a in chosen}
+    return chosen + [a for a in replay if a.id not in seen] if anchors and with_replay else chosen
+
+
 def anchor_pairs(answers: Iterable[Answer], revisions: Iterable[Revision], styles: int = 3) -> list[PreferencePair]:
     """For each benign prompt the target answered well (intent benign, judged aligned), its answer chosen over a
     refusal: the refusing revisions teach the target to decline, and these pairs teach it where not to.
@@ -89,15 +98,16 @@ class RunData:
     @classmethod
     def read(cls, layout: RunLayout) -> "RunData":
         """Read the run folder through its layout: every iteration's revisions, the replay set, the constitution."""
-        data, anchors = cls(), trains_anchors(layout)
+        data, settings = cls(), anchor_settings(layout)
+        replay = [Answer.model_validate(r) for r in read_jsonl(layout.replay)]
         for files in layout.iterations():
             revisions = [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
             answers = [Answer.model_validate(r) for r in read_jsonl(files.verdicts)]
             data.examples += [(files.index, e) for e in revision_examples(revisions)]
-            data.pairs += [(files.index, p) for p in preference_pairs(revisions, answers if anchors else [])]
+            pairs = preference_pairs(revisions, anchor_answers(settings, answers, replay))
+            data.pairs += [(files.index, p) for p in pairs]
             for answer in answers:
                 data.failure_prompts[answer.id] = answer.prompt.text
-        replay = [Answer.model_validate(r) for r in read_jsonl(layout.replay)]
         data.examples += [(None, e) for e in replay_examples(replay)]
         if layout.constitution.exists():
             data.constitution = load(layout.constitution)
@@ -113,14 +123,15 @@ class RunData:
         return [principle_row(p, self.failure_prompts) for p in self.constitution]
 
 
-def trains_anchors(layout: RunLayout) -> bool:
-    """Whether the run's config builds anchor pairs (``train.dpo.anchors``; runs from before the key built none)."""
+def anchor_settings(layout: RunLayout) -> tuple[bool, bool]:
+    """The run config's ``train.dpo.anchors`` and ``replay_anchors`` (runs from before either key built none)."""
     import yaml
 
     if not layout.config.exists():
-        return False
+        return False, False
     cfg = yaml.safe_load(layout.config.read_text(encoding="utf-8")) or {}
-    return bool(((cfg.get("train") or {}).get("dpo") or {}).get("anchors", False))
+    dpo = (cfg.get("train") or {}).get("dpo") or {}
+    return bool(dpo.get("anchors", False)), bool(dpo.get("replay_anchors", False))
 
 
 def sft_row(example: Example, iteration: int | None = None) -> dict:

@@ -28,6 +28,8 @@ class DPOSettings(Strict):
                           "its answer over a refusal (the iteration's own, from its refusing revisions): the other "
                           "side of the refusals it learns, so that it does not learn to refuse the look-alikes "
                           "(training_data.anchor_pairs).")
+    replay_anchors: bool = Field(False, description="With anchors, the replay answers (the untuned target's good "
+                                 "answers to built-in benign prompts, half of them risky-sounding) make anchors too.")
 
 
 class TrainConfig(Strict):
