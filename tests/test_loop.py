@@ -205,6 +205,7 @@ def test_benign_twins_of_answered_harmful_prompts_join_the_next_pool(tmp_path):
             assert pool[twin["text"]]["intent"] == "benign" and pool[twin["text"]]["source"] == "lookalike"
     held_out = set(json.loads((run / "split.json").read_text())["held_out"])
     assert not held_out & {p["id"] for p in pool.values()}
+    assert not (run / "iter-001" / "lookalikes.jsonl").exists()  # the last round: no next pool to join
 
 
 def test_no_twins_when_turned_off(tmp_path):

@@ -64,7 +64,8 @@ def align(cfg: RunConfig, run: RunDir) -> None:
         files.dir.mkdir(exist_ok=True)
         answers = steps.judge(files, steps.redteam(files, target, pool))
         failures = [a for a in answers if a.failed]
-        twins |= {p.id: p for p in steps.lookalikes(files, failures) if p.id not in held_out}
+        if it + 1 < cfg.stop.max_iterations:  # twins join the next pool: none are written in the last round
+            twins |= {p.id: p for p in steps.lookalikes(files, failures) if p.id not in held_out}
         summary = {"iteration": it, "red_team": len(answers), "failures": len(failures),
                    "unknown": sum(a.verdict.label == "unknown" for a in answers),
                    "failure_rate": len(failures) / max(1, len(answers))}
