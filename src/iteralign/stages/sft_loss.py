@@ -166,8 +166,7 @@ def install_answer_head(model: Any, metrics: tuple[str, ...] = (), padding_free:
             return inner(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
                          num_items_in_batch=num_items_in_batch, **kw)
         kw["use_cache"] = False
-        mask = kw.get("attention_mask")
-        if padding_free and not args and mask is not None and not bool(mask.all()):
+        if padding_free and not args and has_padding_only(kw):
             hidden = padded_hidden(self.base_model, kw)[:, :-1]
         else:
             hidden = self.base_model(*args, **kw).last_hidden_state[:, :-1]
@@ -198,6 +197,16 @@ def row_positions(mask: Any) -> Any:
     lengths = mask.sum(1)
     starts = torch.cumsum(lengths, 0) - lengths
     return torch.arange(int(lengths.sum()), device=mask.device) - torch.repeat_interleave(starts, lengths)
+
+
+def has_padding_only(kw: dict) -> bool:
+    """Whether ``padded_hidden`` can run this batch: it has padding, and no per-token input besides the ids and the
+    mask (token types, image positions, ... would have to be unpadded too)."""
+    mask = kw.get("attention_mask")
+    if mask is None or bool(mask.all()):
+        return False
+    return not any(isinstance(v, torch.Tensor) and v.shape[:2] == mask.shape
+                   for k, v in kw.items() if k not in ("input_ids", "attention_mask", "position_ids"))
 
 
 def padded_hidden(body: Any, kw: dict) -> Any:
