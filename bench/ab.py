@@ -41,18 +41,21 @@ PARAMS = 134_515_008  # SmolLM2-135M (bench/roofline.py)
 
 
 def _profiled(fn, profile: bool) -> tuple[object, list | None]:
-    """``fn()``, and with ``profile`` the top 12 operators by self CPU time of a second, profiled call."""
+    """``fn()``, and with ``profile`` the top operators of a second, profiled call (``_top_ops``)."""
     out = fn()
-    if not profile:
-        return out, None
+    return out, (_top_ops(fn) if profile else None)
+
+
+def _top_ops(fn) -> list:
+    """The top 12 operators by self CPU time of one profiled call of ``fn``."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events) or 1
-    return out, [{"op": e.key, "self_ms": round(e.self_cpu_time_total / 1e3, 1), "calls": e.count,
-                  "share": round(e.self_cpu_time_total / total, 3)} for e in events[:12]]
+    return [{"op": e.key, "self_ms": round(e.self_cpu_time_total / 1e3, 1), "calls": e.count,
+             "share": round(e.self_cpu_time_total / total, 3)} for e in events[:12]]
 
 
 def work_decode(profile: bool, name: str = "smollm2-135m-instruct", batch: int = 16, prompts: int = 32,
@@ -71,7 +74,7 @@ def work_decode(profile: bool, name: str = "smollm2-135m-instruct", batch: int =
     t0, c0 = time.perf_counter(), time.process_time()
     out = model.generate(convs, params)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    _, top = _profiled(lambda: model.generate(convs, params), profile)
+    top = _top_ops(lambda: model.generate(convs, params)) if profile else None  # the timed call was the one above
     tokens = sum(c.completion_tokens for c in out)
     return {"figure": tokens / seconds, "unit": "generated tok/s", "tokens": tokens, "seconds": seconds,
             "cpu_seconds": cpu, "texts": [c.text for c in out], "profile": top}
@@ -153,7 +156,7 @@ def work_score(profile: bool) -> dict:
     with TokenCounter() as counted:
         scores = truthfulqa.evaluate(model, questions, ("mc1", "mc2"), False)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    _, top = _profiled(lambda: truthfulqa.evaluate(model, questions, ("mc1", "mc2"), False), profile)
+    top = _top_ops(lambda: truthfulqa.evaluate(model, questions, ("mc1", "mc2"), False)) if profile else None
     return {"figure": counted.tokens / seconds, "unit": "token positions/s", "seconds": seconds, "cpu_seconds": cpu,
             "scores": {k: v["score"] for k, v in scores.items()}, "profile": top}
 

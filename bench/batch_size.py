@@ -3,7 +3,8 @@
 The oracle and the reviser of the embedded default (Qwen2.5-Coder-1.5B, bf16) spend most of a run decoding: reflect,
 propose and the look-alikes. Their decoding is memory-bound (every step reads all the weights once for the whole
 batch), so a larger batch should buy throughput until compute binds. This script generates the same prompts
-(bench/generation.py's, ``--prompts`` of them) with ``HFModel.generate`` at each ``--batch`` size in turn, for
+(bench/generation.py's, ``--prompts`` of them, at most 32) through bench/ab.py's ``decode`` workload (a warm-up,
+then ``HFModel.generate``, bf16) at each ``--batch`` size in turn, for
 ``--rounds`` rounds, and reports generated tokens/s per size, the ratio to the first size of the same round, and how
 many answers differ from the first size's (bf16 results depend on the batch make-up; see BENCHMARKS.md, "Batch
 make-up"). Writes bench/out/batch_size.json. Run:
@@ -17,7 +18,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,33 +36,19 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from ab import work_decode
+
     if args.threads:
         torch.set_num_threads(args.threads)
-    from generation import PROMPTS
-
-    from iteralign.models.base import ModelConfig
-    from iteralign.models.hf import HFModel
-    from iteralign.models.offline import ensure_converted
-    from iteralign.types import GenerationParams, user
-
-    path = ensure_converted(args.model)
-    convs = [user(p) for p in (PROMPTS * 4)[: args.prompts]]
-    params = GenerationParams(max_new_tokens=args.new_tokens)
     rounds = []
     for r in range(args.rounds):
         row, first = {}, None
         for size in args.batch:
-            model = HFModel.load(str(path), ModelConfig(spec=f"hf:{path}", dtype="bfloat16", batch_size=size,
-                                                        device="cpu"))
-            load, t0 = os.getloadavg()[0], time.perf_counter()
-            out = model.generate(convs, params)
-            seconds = time.perf_counter() - t0
-            texts = [c.text for c in out]
-            first = first or texts
-            tokens = sum(c.completion_tokens for c in out)
-            row[size] = {"tok_s": tokens / seconds, "seconds": seconds, "tokens": tokens, "load": load,
-                         "differ_from_first": sum(a != b for a, b in zip(texts, first))}
-            model.release()
+            load = os.getloadavg()[0]
+            run = work_decode(False, args.model, batch=size, prompts=args.prompts, new_tokens=args.new_tokens)
+            first = first or run["texts"]
+            row[size] = {"tok_s": run["figure"], "seconds": run["seconds"], "tokens": run["tokens"], "load": load,
+                         "differ_from_first": sum(a != b for a, b in zip(run["texts"], first))}
             print(f"round {r} batch {size:3d}: {row[size]['tok_s']:.2f} tok/s, {row[size]['differ_from_first']} "
                   f"answers differ from batch {args.batch[0]}, load {load:.1f}", flush=True)
         base = row[args.batch[0]]["tok_s"]
