@@ -192,11 +192,19 @@ def sequence_logprobs(model: Any, input_ids: Any, attention_mask: Any, answer_ma
     return out.log_probs.sum(-1)
 
 
-def row_positions(mask: Any) -> Any:
-    """Position ids of a padded batch's tokens laid end to end (``mask`` 1 on tokens): restarting at 0 each row."""
-    lengths = mask.sum(1)
-    starts = torch.cumsum(lengths, 0) - lengths
-    return torch.arange(int(lengths.sum()), device=mask.device) - torch.repeat_interleave(starts, lengths)
+#: The per-token inputs ``padded_hidden`` lays end to end itself (the ids) or replaces (the mask, by positions).
+ROW_KEYS = ("input_ids", "attention_mask", "position_ids")
+
+
+def row_positions(lengths: Any, starts: Any) -> Any:
+    """Position ids of rows of ``lengths`` tokens laid end to end from ``starts``: restarting at 0 each row."""
+    return torch.arange(int(lengths.sum()), device=lengths.device) - torch.repeat_interleave(starts, lengths)
+
+
+def row_starts(keep: Any) -> tuple[Any, Any]:
+    """Each row's token count and where it starts once the rows of a padded batch (``keep``) are laid end to end."""
+    lengths = keep.sum(1)
+    return lengths, torch.cumsum(lengths, 0) - lengths
 
 
 def has_padding_only(kw: dict) -> bool:
@@ -206,7 +214,7 @@ def has_padding_only(kw: dict) -> bool:
     if mask is None or bool(mask.all()):
         return False
     return not any(isinstance(v, torch.Tensor) and v.shape[:2] == mask.shape
-                   for k, v in kw.items() if k not in ("input_ids", "attention_mask", "position_ids"))
+                   for k, v in kw.items() if k not in ROW_KEYS)
 
 
 def padded_hidden(body: Any, kw: dict) -> Any:
@@ -214,8 +222,8 @@ def padded_hidden(body: Any, kw: dict) -> Any:
     (positions restarting; ``sft_attention`` attends each on its own), laid back in the batch's shape (zeros at the
     padding, which no target reads)."""
     keep = kw["attention_mask"].bool()
-    rest = {k: v for k, v in kw.items() if k not in ("input_ids", "attention_mask", "position_ids")}
-    row = body(input_ids=kw["input_ids"][keep][None], position_ids=row_positions(keep.long())[None],
+    rest = {k: v for k, v in kw.items() if k not in ROW_KEYS}
+    row = body(input_ids=kw["input_ids"][keep][None], position_ids=row_positions(*row_starts(keep))[None],
                **rest).last_hidden_state[0]
     return row.new_zeros(*keep.shape, row.shape[-1]).masked_scatter(keep[..., None], row)
 
@@ -228,9 +236,8 @@ def unpad(inputs: dict) -> dict:
     if mask is None or "labels" not in inputs or bool(mask.all()):
         return inputs
     keep = mask.bool()
-    lengths = keep.sum(1)
-    starts = torch.cumsum(lengths, 0) - lengths
-    positions = row_positions(keep.long())
+    lengths, starts = row_starts(keep)
+    positions = row_positions(lengths, starts)
     labels = inputs["labels"][keep].clone()
     labels[starts] = -100
     out = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask", "labels", "position_ids")}
