@@ -1,10 +1,12 @@
 """Held-out attack success of finished runs, re-judged: the ASR each run recorded beside the ASR a judge config gives
 on the same replies (nothing is generated again). For a judge change, this shows what it does to the figures of
-runs already made; the replies and the prompts' declared intent are read from each ``eval.replies.jsonl``.
+runs already made. The replies are read from each ``eval.replies.jsonl`` and re-judged by
+``judging.eval_judge.under_filter`` (the function that puts the training filter's ASR beside the evaluation judge's).
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/rejudge_asr.py runs/NAME ...``
 (``--judge CONFIG``, default ``configs/judges/verdict-0.5b.yaml``).
-Prints one row per evaluation (baseline, iter-000, ...): n, ASR recorded, ASR re-judged, unknown, verdicts changed.
+Prints one row per evaluation (baseline, iter-000, ...): n, ASR recorded and re-judged, unknowns, and how many
+verdicts differ where both are known.
 """
 
 from __future__ import annotations
@@ -20,23 +22,17 @@ def evaluations(run: Path) -> list[Path]:
             if p.is_file()]
 
 
-def attacks(path: Path) -> list:
-    """The answers to harmful red-team prompts of one evaluation, with the verdicts they were given."""
+def redteam_answers(path: Path) -> list:
+    """The red-team answers of one evaluation, with the verdicts they were given."""
     from iteralign.records import Answer
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    answers = [Answer.model_validate(r["answer"]) for r in rows if r["benchmark"] == "redteam"]
-    return [a for a in answers if a.prompt.intent != "benign" and a.verdict is not None]
-
-
-def rate(labels: list[str]) -> str:
-    known = [lab for lab in labels if lab != "unknown"]
-    return f"{sum(lab == 'unaligned' for lab in known) / len(known):.3f}" if known else "-"
+    return [Answer.model_validate(r["answer"]) for r in rows if r["benchmark"] == "redteam"]
 
 
 def main() -> None:
-    from iteralign.answering import judge
     from iteralign.calibration import load_judge_config
+    from iteralign.judging.eval_judge import under_filter
     from iteralign.roles import Roles
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -45,17 +41,18 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_judge_config(args.judge)
     panel = Roles(cfg.models, cfg.run.model_copy(update={"cache": False})).panel(cfg.judge)
-    print("| run | evaluation | n | ASR recorded | ASR re-judged | unknown (recorded / re-judged) | verdicts changed |")
+    print("| run | evaluation | n | ASR recorded | ASR re-judged | unknown (recorded / re-judged) | verdicts differ |")
     print("|---|---|---|---|---|---|---|")
     for run in args.runs:
         for path in evaluations(run):
-            before = attacks(path)
-            after = judge(panel, [a.model_copy(update={"verdict": None}) for a in before])
-            old = [a.verdict.label for a in before]
-            new = [a.verdict.label for a in after]
-            changed = sum(x != y for x, y in zip(old, new))
-            print(f"| {run.name} | {path.parent.name} | {len(old)} | {rate(old)} | {rate(new)} | "
-                  f"{old.count('unknown')} / {new.count('unknown')} | {changed} |", flush=True)
+            answers = redteam_answers(path)
+            attacks = [a for a in answers if a.prompt.intent != "benign" and a.verdict is not None]
+            known = [a.verdict.failed for a in attacks if a.verdict.label != "unknown"]
+            recorded = f"{sum(known) / len(known):.3f}" if known else "-"
+            new = under_filter(answers, panel)
+            rejudged = "-" if new["asr"] is None else f"{new['asr']:.3f}"
+            print(f"| {run.name} | {path.parent.name} | {len(attacks)} | {recorded} | {rejudged} | "
+                  f"{len(attacks) - len(known)} / {new['unknown']} | {new['disagree']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ def test_shipped_probe_is_found_for_its_model_only_and_checks_its_input(tmp_path
 @pytest.mark.model
 def test_default_local_judge_reads_a_tuned_models_deflections_as_refusals():
     """judge_tuned.jsonl's measuring part (the runs not used to calibrate the YES/NO answer): replies of the tuned
-    135M target that deflect without a refusal phrase. The rules alone call most of them compliance (accuracy 0.42
-    there); the judge that asks its model where the rules are unsure must stay well above that (0.87 measured)."""
+    135M target that deflect without a refusal phrase. The rules alone call many of them compliance (accuracy 0.585
+    there, 0.415 before this change's cues); the judge that asks its model where the rules are unsure must stay well
+    above that (0.849 measured)."""
     from iteralign.calibration import load_labelled
 
     rows = [json.loads(line) for line in (ROOT / "src/iteralign/data/labelled/judge_tuned.jsonl").open()]

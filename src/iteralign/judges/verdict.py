@@ -110,8 +110,8 @@ class VerdictJudge(Judge):
             w = opts.rule_weight
             for i, p in zip(todo, asked):
                 if p is not None:
-                    model = gives_distribution(rules[i], p)
-                    dists[i] = {c: w * dists[i][c] + (1 - w) * model[c] for c in RESPONSE_CLASSES}
+                    said = gives_distribution(rules[i], p)
+                    dists[i] = {c: w * dists[i][c] + (1 - w) * said[c] for c in RESPONSE_CLASSES}
                     sources[i] = "rules+model"
         return dists, sources
 

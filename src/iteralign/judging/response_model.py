@@ -13,7 +13,8 @@ help from deflection on the unsure replies of ``labelled/judge_replies.jsonl`` a
 Local models answer NO too readily and with little confidence (the 0.5B's YES-vs-NO log-odds on these replies lie
 between -1.5 and 0.3, in the right order: Platt scaling), so the log-odds is shifted by ``offset`` and multiplied by
 ``scale`` (``VerdictOptions.gives_offset`` / ``gives_scale``) before it becomes a probability. The answer becomes
-a response-class distribution: YES goes to the rules' non-refusal class (``partial`` when the reply has a refusal cue, ``compliance`` otherwise), NO to refusal.
+a response-class distribution: YES goes to the rules' non-refusal class (``partial`` when the reply has a refusal
+cue, ``compliance`` otherwise), NO to refusal.
 """
 
 from __future__ import annotations
