@@ -169,3 +169,23 @@ def test_models_listing_says_the_weights_are_4_bit_quantizations():
         "qwen2.5-coder-1.5b-instruct": "Q4_K_M"}
     out = CliRunner().invoke(app, ["models"]).output
     assert "4-bit GGUF quantizations, de-quantized" in out and "Q4_K_M" in out
+
+
+def test_a_conversion_parses_the_gguf_once(smol_path: Path, tmp_path: Path, monkeypatch):
+    """Config, tokenizer and weights share one ``gguf.GGUFReader``: transformers would parse the file three times
+    (most of a conversion's time); the reader is restored afterwards and the converted model is complete."""
+    import gguf
+
+    made = []
+
+    class Counting(gguf.GGUFReader):
+        def __init__(self, *args, **kwargs):
+            made.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", Counting)
+    model = offline.REGISTRY["smollm2-135m-instruct"]
+    source = offline.verified_gguf(model, tmp_path)
+    out = offline._convert(source, tmp_path / "converted", {"sha256": model.sha256})
+    assert len(made) == 1 and gguf.GGUFReader is Counting
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
