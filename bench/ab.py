@@ -194,7 +194,7 @@ def run_worker(tree: Path, work: str, threads: int, profile: bool) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=Path, required=False, help="the other source tree (its src/ is used)")
+    ap.add_argument("--base", type=Path, required=False, help="the other source tree (its src/ is used); without it only this tree runs")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--only", nargs="+", choices=list(WORK), default=["decode", "sft", "score"])
@@ -212,14 +212,15 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    trees = {"base": args.base.resolve(), "new": HERE.parent}
+    trees = {"base": args.base.resolve(), "new": HERE.parent} if args.base else {"new": HERE.parent}
     result = {"trees": {k: str(v) for k, v in trees.items()}, "threads": torch.get_num_threads(), "rounds": []}
     for r in range(args.rounds):
         limits = roofline.measure(argparse.Namespace(threads=args.threads, sizes=[512, 1024], repeats=5, copy_mb=256))
         row = {"limits": limits["limits"], "load": limits["load_average_before_after"], "work": {}}
         for work in args.only:
             pair = {}
-            for name in (("base", "new") if r % 2 == 0 else ("new", "base")):  # alternate who goes first
+            order = ("base", "new") if r % 2 == 0 else ("new", "base")  # alternate who goes first
+            for name in (n for n in order if n in trees):
                 res = run_worker(trees[name], work, args.threads, args.profile and r == 0)
                 if "figure" in res:
                     bound, kind = ceiling(work, limits["limits"])
@@ -228,7 +229,7 @@ def main() -> None:
                 print(f"round {r} {work:7} {name:4} " + (f"{res['figure']:9.1f} {res['unit']} = "
                       f"{100 * res['fraction']:.1f}% of {res['ceiling']:.0f} ({res['bound']}), load "
                       f"{res['load_before']:.1f}" if "figure" in res else f"ERROR {res['error']}"), flush=True)
-            if all("figure" in v for v in pair.values()):
+            if len(pair) == 2 and all("figure" in v for v in pair.values()):
                 pair["ratio_new_over_base"] = round(pair["new"]["figure"] / pair["base"]["figure"], 3)
                 if "texts" in pair["new"]:
                     pair["same_texts"] = sum(a == b for a, b in zip(pair["new"]["texts"], pair["base"]["texts"]))
