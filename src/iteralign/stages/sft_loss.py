@@ -37,8 +37,9 @@ import torch
 
 from iteralign.stages.sft_attention import use_segment_attention
 
-#: Floats per logits chunk (answer tokens x vocabulary): ~32 MB, so a chunk's softmax stays in cache-sized pieces.
-CHUNK_FLOATS = 8 * 2**20
+#: Floats per logits chunk (answer tokens x vocabulary): 16 MB, under glibc's largest mmap threshold (32 MB), so a
+#: chunk's buffers are reused from the heap instead of being mapped and page-faulted in afresh for every chunk.
+CHUNK_FLOATS = 4 * 2**20
 METRICS = ("entropy", "mean_logits", "is_top1")
 
 
@@ -63,10 +64,13 @@ class AnswerLogProbs(torch.autograd.Function):
         with torch.autocast(device.type, enabled=False):
             w = weight.to(dtype)
             b = None if bias is None else bias.to(dtype)
+            rows_max = min(step, n)  # logits (then softmax - onehot); float32 logits; log-softmax (then softmax)
+            bufs = (torch.empty(rows_max, vocab, device=device, dtype=dtype),
+                    *torch.empty(2, rows_max, vocab, device=device, dtype=torch.float32))
             for start in range(0, n, step):
                 rows = slice(start, min(start + step, n))
                 _chunk(hidden[rows].to(dtype), w, b, targets[rows], logp[rows], {m: e[rows] for m, e in
-                       extra.items()}, None if jac is None else jac[rows])
+                       extra.items()}, None if jac is None else jac[rows], bufs)
         ctx.save_for_backward(jac, hidden, weight, bias, targets)
         ctx.step, ctx.dtype = step, dtype
         ctx.mark_non_differentiable(*extra.values())
@@ -86,27 +90,31 @@ class AnswerLogProbs(torch.autograd.Function):
                 grad_bias if ctx.needs_input_grad[2] else None, None, None)
 
 
-def _chunk(h, w, b, targets, logp_out, extra_out, jac_out) -> None:
-    """One chunk of answer rows: target log-probabilities, requested metrics and ``d log p / d h`` in place."""
-    z = torch.mm(h, w.t()) if b is None else torch.addmm(b, h, w.t())
-    z = z.float()
-    lse = torch.logsumexp(z, dim=-1)
-    target_z = z.gather(1, targets[:, None]).squeeze(1)
-    logp_out.copy_(target_z - lse)
+def _chunk(h, w, b, targets, logp_out, extra_out, jac_out, bufs) -> None:
+    """One chunk of answer rows: target log-probabilities, requested metrics and ``d log p / d h`` in place.
+
+    ``bufs``: a compute-dtype and two float32 buffers of (at least) rows x vocabulary, reused by every chunk:
+    tensors this large come fresh from the system each time otherwise (glibc maps them anew), and touching their
+    pages cost more than the softmax itself (BENCHMARKS.md, "LoRA steps without dropout or casts").
+    """
+    z, z32, logp = (buf[: h.shape[0]] for buf in bufs)
+    torch.mm(h, w.t(), out=z) if b is None else torch.addmm(b, h, w.t(), out=z)
+    torch.log_softmax(z32.copy_(z), dim=-1, out=logp)
+    logp_out.copy_(logp.gather(1, targets[:, None]).squeeze(1))
     if "mean_logits" in extra_out:
-        extra_out["mean_logits"].copy_(z.mean(-1))
+        extra_out["mean_logits"].copy_(z32.mean(-1))
     if "is_top1" in extra_out:  # argmax is the first maximum: a tie with an earlier token is not top-1
-        extra_out["is_top1"].copy_(z.argmax(-1) == targets)
+        extra_out["is_top1"].copy_(logp.argmax(-1) == targets)
     if "entropy" not in extra_out and jac_out is None:
         return
-    if "entropy" in extra_out:  # H = lse - sum(p z)
-        p = (z - lse[:, None]).exp_()
-        extra_out["entropy"].copy_(lse - (p * z).sum(-1))
+    if "entropy" in extra_out:  # H = -sum(p log p)
+        p = torch.exp(logp, out=z32)
+        extra_out["entropy"].copy_(-(p * logp).sum(-1))
     else:
-        p = z.sub_(lse[:, None]).exp_()  # z is not needed any more: softmax in place
+        p = logp.exp_()  # the log-probabilities are not needed any more: softmax in place
     if jac_out is not None:
         p[torch.arange(p.shape[0], device=p.device), targets] -= 1  # p - onehot = -(d log p / d z)
-        jac_out.copy_(torch.mm(p.to(w.dtype), w).neg_())
+        torch.mm(z.copy_(p), w, out=jac_out).neg_()  # the logits are not needed any more: their buffer takes p
 
 
 def _head_grads(hidden, weight, bias, targets, grad_logp, step, dtype):
