@@ -21,6 +21,7 @@ from typing import Any
 from iteralign.records import PreferencePair
 from iteralign.stages.dpo_job import DPOJob
 from iteralign.stages.tokens import encode_example, end_of_turn_ids, load_tokenizer
+from iteralign.stages.denormals import flush_denormals
 
 
 def pairs_dataset(pairs: list[PreferencePair], tokenizer: Any, eos_ids: set[int], folder: Path):
@@ -60,6 +61,7 @@ def trainer_class():
     return answer_head_trainer(PreTokenizedDPOTrainer)
 
 
+@flush_denormals()
 def train_dpo(job: DPOJob) -> dict:
     """Train the adapter on the pairs and save it (verified, published by rename); the training statistics."""
     import torch
@@ -68,7 +70,7 @@ def train_dpo(job: DPOJob) -> dict:
     from iteralign.progress import mode as progress_mode
     from iteralign.stages.sft_callbacks import StepTimer, log_lines
     from iteralign.stages.sft_guard import check_disk, resume_point
-    from iteralign.stages.sft_model import load_model, peft_config
+    from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
     from iteralign.tracking import trainer_reporting
 
@@ -91,6 +93,7 @@ def train_dpo(job: DPOJob) -> dict:
     timer = StepTimer()
     trainer = trainer_class()(model=load_model(job), ref_model=None, args=args, train_dataset=dataset,
                               processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer, *trackers])
+    adapter_inputs_in_compute_dtype(trainer.model, cfg.bf16)
     log_lines(trainer, "dpo")
     started = time.time()
     resume = resume_point(ckpt_dir)

@@ -20,6 +20,7 @@ from pathlib import Path
 from iteralign.records import Example
 from iteralign.stages.sft_job import SFTJob
 from iteralign.stages.tokens import encode_example, end_of_turn_ids, load_tokenizer
+from iteralign.stages.denormals import flush_denormals
 
 
 def to_dataset(examples: list[Example], tokenizer, eos_ids: set[int]):
@@ -34,6 +35,7 @@ def to_dataset(examples: list[Example], tokenizer, eos_ids: set[int]):
     return Dataset.from_list(rows)
 
 
+@flush_denormals()
 def train(job: SFTJob) -> dict:
     """Fine-tune and save; returns training statistics (resuming from the newest complete checkpoint).
 
@@ -51,7 +53,7 @@ def train(job: SFTJob) -> dict:
     from iteralign.stages.sft_callbacks import StepTimer, log_lines
     from iteralign.stages.sft_guard import check_disk, resume_point
     from iteralign.stages.sft_loss import answer_loss_trainer
-    from iteralign.stages.sft_model import load_model, peft_config
+    from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
     from iteralign.tracking import trainer_reporting
 
@@ -74,6 +76,7 @@ def train(job: SFTJob) -> dict:
     trainer_cls = answer_loss_trainer(SFTTrainer)  # loss on answer tokens only, in chunks, no padding: sft_loss
     trainer = trainer_cls(model=load_model(job), args=args, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
+    adapter_inputs_in_compute_dtype(trainer.model, job.cfg.bf16)
     log_lines(trainer, "sft")
     for callback in trackers:
         trainer.add_callback(callback)
