@@ -31,7 +31,10 @@ class SFTConfig(Strict):
     bf16: bool = Field(False, description="Train in bfloat16 mixed precision.")
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on each LoRA layer's input (PEFT's default, "
+                                "0). On CPU it cost a third of every LoRA step (random masks over every adapted "
+                                "input, BENCHMARKS.md \"LoRA steps without dropout or casts\"); 0.05 is the "
+                                "common alternative on long runs.")
     lora_target_modules: list[str] | str = Field("all-linear")
     replay: int = Field(16, ge=0, description="Benign prompts answered by the untuned target, mixed into training "
                         "to guard helpfulness (0 = off); drawn at random (run seed) from `replay_prompts`.")
