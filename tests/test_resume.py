@@ -170,3 +170,24 @@ def test_constitution_edits_survive_a_rerun(tmp_path, finished):
     assert after.get("P001").status == "disabled" and after.get("P002").text.startswith("Never help anyone")
     revisions = [json.loads(line) for line in (run / "iter-000/revisions.jsonl").read_text().splitlines()]
     assert revisions and not any("P001" in r["principle_ids"] for r in revisions)  # revised again without it
+
+
+@pytest.mark.parametrize("carry_over", [False, True])
+def test_carry_over_trains_a_later_iteration_on_earlier_revisions_too(tmp_path, monkeypatch, carry_over):
+    """Each round red-teams its own chunk of prompts; with ``train.carry_over`` iteration 1 trains on iteration 0's
+    kept revisions as well as its own, without it on its own only."""
+    import iteralign.stages.sft as sft
+    from iteralign.run import read_jsonl
+
+    trained: dict[str, set[str]] = {}
+
+    def record(job):
+        trained[Path(job.out_dir).parent.name] = {e.id for e in job.examples if e.origin != "replay"}
+        return fake_run_sft(job)
+
+    monkeypatch.setattr(sft, "run_sft", record)
+    run = run_loop(load_config(config(tmp_path, redteam__chunk_size=6, train__carry_over=carry_over)))
+    kept = [{r["id"] for r in read_jsonl(run / f"iter-00{i}" / "revisions.jsonl") if r["kept"]} for i in (0, 1)]
+    assert kept[0] and kept[1] and not kept[0] & kept[1]  # two chunks: different prompts
+    assert trained["iter-000"] == kept[0]
+    assert trained["iter-001"] == (kept[0] | kept[1] if carry_over else kept[1])

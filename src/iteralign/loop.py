@@ -22,7 +22,7 @@ from iteralign.records import Prompt, Revision
 from iteralign.roles import Roles
 from iteralign.run import RunDir, read_jsonl, write_json
 from iteralign.steps import Steps
-from iteralign.training_data import anchor_answers, preference_pairs, replay_examples, revision_examples
+from iteralign.training_data import anchor_answers, lessons, preference_pairs, replay_examples, revision_examples
 from iteralign.stopping import stop_reason
 
 log = logging.getLogger("iteralign")
@@ -53,6 +53,7 @@ def align(cfg: RunConfig, run: RunDir) -> None:
     target = cfg.models.target
     accepted_eval = steps.evaluate(target, split.held_out, run.layout.baseline)
     twins: dict[str, Prompt] = {}  # the oracle's benign look-alikes of earlier harmful failures
+    taught: dict[str, Revision] = {}  # the revisions trained on so far, by prompt (train.carry_over)
     held_out = {p.id for p in split.held_out}
     for it in range(cfg.stop.max_iterations):
         files = run.layout.iteration(it)
@@ -72,11 +73,12 @@ def align(cfg: RunConfig, run: RunDir) -> None:
         if failures:
             store = steps.propose(files, failures)
             revisions = steps.reflect(files, target, failures, store)
-            examples = revision_examples(revisions)  # kept revisions only
-            dpo = cfg.train.dpo
-            pairs = preference_pairs(revisions, anchor_answers((dpo.anchors, dpo.replay_anchors), answers, replay))
+            taught = lessons(taught, revisions, cfg.train.carry_over)  # this round's, and earlier ones if carried
+            examples = revision_examples(taught.values())  # kept revisions only
+            anchors = anchor_answers((cfg.train.dpo.anchors, cfg.train.dpo.replay_anchors), answers, replay)
+            pairs = preference_pairs(taught.values(), anchors)
             summary |= {"principles": len(store.active()), "revisions": len(revisions),
-                        "revisions_kept": len(examples)}
+                        "revisions_kept": sum(r.kept for r in revisions), "trained_revisions": len(examples)}
             count_uses(run, store)
             if examples and cfg.sft.enabled:
                 roles.unload_all()  # frees the memory of every model for training; each reloads on next use

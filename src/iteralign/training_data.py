@@ -34,6 +34,12 @@ def revision_examples(revisions: Iterable[Revision]) -> list[Example]:
     return [Example(id=r.id, prompt=r.prompt, completion=r.text) for r in revisions if r.kept]
 
 
+def lessons(earlier: dict[str, Revision], revisions: Iterable[Revision], carry_over: bool) -> dict[str, Revision]:
+    """The revisions an iteration trains on, by prompt id: its own, and with ``carry_over`` the ``earlier`` ones too
+    (``train.carry_over``); a prompt revised again keeps its newest revision."""
+    return (dict(earlier) if carry_over else {}) | {r.id: r for r in revisions}
+
+
 def trainable_replay(answer: Answer) -> bool:
     """A replay answer is trained on when judged aligned, finished (not cut by the length limit) and not empty."""
     return (answer.finish_reason == "stop" and bool(answer.response) and answer.verdict is not None

@@ -42,6 +42,12 @@ class TrainConfig(Strict):
                             "already moved, and their failures are the harder, mostly harmful ones: at the full rate a "
                             "second iteration of the 135M overshoots into refusing safe prompts (RESULTS.md).")
 
+    carry_over: bool = Field(False, description="Iteration i also trains on the kept revisions (and their preference "
+                             "pairs) of iterations 0..i-1, a prompt's newest revision winning: what a later iteration "
+                             "does not fail on any more is still in its data. Without it a later round sees mostly one "
+                             "failure kind and can swing the target to the other (RESULTS.md, \"Carrying revisions "
+                             "over\").")
+
     def rates(self, sft: SFTConfig, iteration: int) -> tuple[SFTConfig, DPOSettings]:
         """The SFT and DPO settings iteration ``iteration`` trains with (learning rates decayed by ``lr_decay``)."""
         scale = self.lr_decay**iteration
