@@ -153,7 +153,7 @@ def one_reader_per_file():
 
     transformers builds a new reader in each ``load_gguf_checkpoint`` call, and a conversion makes three (the
     config, the tokenizer, the weights); parsing the metadata of a 151k-token vocabulary item by item is most of a
-    conversion's time (Qwen2.5-Coder-0.5B: 39 s -> 27 s with one parse, BENCHMARKS.md "make run"). A reader only
+    conversion's time (Qwen2.5-Coder-0.5B: 39.1 s -> 28.5 s with one parse, BENCHMARKS.md "make run"). A reader only
     maps the file read-only, so sharing it changes nothing it returns.
     """
     import gguf

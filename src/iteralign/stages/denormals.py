@@ -4,7 +4,7 @@ A token's probability below ~1.2e-38 is a *denormal* float32, and x86 cores hand
 SFT/DPO answer head (``sft_loss``), where ``exp(log_softmax(logits))`` of a trained model's logits gives a few per
 cent of such values, ``exp`` ran 24x slower (14.5 ms against 0.6 ms per 85 x 49,152 chunk) and the log-softmax 4x
 (BENCHMARKS.md, "LoRA steps without dropout or casts"). Flushing them (FTZ/DAZ, ``torch.set_flush_denormal``) changes
-only values that are zero for every purpose of the loss; Intel's PyTorch CPU guides recommend it for training.
+only values that are zero for every purpose of the loss.
 """
 
 from __future__ import annotations

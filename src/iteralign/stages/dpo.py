@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from iteralign.records import PreferencePair
+from iteralign.stages.denormals import flush_denormals
 from iteralign.stages.dpo_job import DPOJob
 from iteralign.stages.tokens import encode_example, end_of_turn_ids, load_tokenizer
-from iteralign.stages.denormals import flush_denormals
 
 
 def pairs_dataset(pairs: list[PreferencePair], tokenizer: Any, eos_ids: set[int], folder: Path):

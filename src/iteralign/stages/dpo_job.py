@@ -45,8 +45,8 @@ class TrainConfig(Strict):
     carry_over: bool = Field(False, description="Iteration i also trains on the kept revisions (and their preference "
                              "pairs) of iterations 0..i-1, a prompt's newest revision winning: what a later iteration "
                              "does not fail on any more is still in its data. Without it a later round sees mostly one "
-                             "failure kind and can swing the target to the other (RESULTS.md, \"Carrying revisions "
-                             "over\").")
+                             "failure kind and can swing the target to the other; measured once on the 0.5B, where it "
+                             "swung the other way instead (RESULTS.md, \"LoRA without dropout\").")
 
     def rates(self, sft: SFTConfig, iteration: int) -> tuple[SFTConfig, DPOSettings]:
         """The SFT and DPO settings iteration ``iteration`` trains with (learning rates decayed by ``lr_decay``)."""

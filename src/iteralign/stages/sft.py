@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from iteralign.records import Example
+from iteralign.stages.denormals import flush_denormals
 from iteralign.stages.sft_job import SFTJob
 from iteralign.stages.tokens import encode_example, end_of_turn_ids, load_tokenizer
-from iteralign.stages.denormals import flush_denormals
 
 
 def to_dataset(examples: list[Example], tokenizer, eos_ids: set[int]):

@@ -98,7 +98,10 @@ def _chunk(h, w, b, targets, logp_out, extra_out, jac_out, bufs) -> None:
     pages cost more than the softmax itself (BENCHMARKS.md, "LoRA steps without dropout or casts").
     """
     z, z32, logp = (buf[: h.shape[0]] for buf in bufs)
-    torch.mm(h, w.t(), out=z) if b is None else torch.addmm(b, h, w.t(), out=z)
+    if b is None:
+        torch.mm(h, w.t(), out=z)
+    else:
+        torch.addmm(b, h, w.t(), out=z)
     torch.log_softmax(z32.copy_(z), dim=-1, out=logp)
     logp_out.copy_(logp.gather(1, targets[:, None]).squeeze(1))
     if "mean_logits" in extra_out:
