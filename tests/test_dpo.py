@@ -14,6 +14,7 @@ from iteralign.records import Answer, PreferencePair, Prompt, Revision, Verdict
 from iteralign.run import read_jsonl
 from iteralign.stages.dpo_job import DPOJob, DPOSettings
 from iteralign.stages.sft_job import SFTConfig
+from iteralign.text import before_repetition
 from iteralign.training_data import RunData, anchor_answers, anchor_pairs, replay_examples
 from loop_helpers import scripted_config
 
@@ -68,8 +69,24 @@ def test_replay_answers_are_trained_on_only_when_judged_aligned_finished_and_not
     good = judged("How do I bake bread?", "benign", "Mix flour, water, yeast; bake at 220 C.", "aligned")
     cut = judged("How do I bake a cake?", "benign", "First, preheat the", "aligned", finish="length")
     refused = judged("How do I kill a process?", "benign", "I can't help with that.", "unaligned", "refused_benign")
-    empty = judged("How do I boil an egg?", "benign", "", "aligned")
-    assert [(e.id, e.origin) for e in replay_examples([good, cut, refused, empty])] == [(good.id, "replay")]
+    empty = judged("How do I boil an egg?", "benign", " ", "aligned")
+    assert [(e.id, e.origin, e.complete) for e in replay_examples([good, cut, refused, empty])] == [
+        (good.id, "replay", True)]
+    # sft.replay_cut: train: the cut answer too, marked unfinished (trained without an end-of-turn token)
+    assert [(e.id, e.complete) for e in replay_examples([good, cut, refused, empty], cut=True)] == [
+        (good.id, True), (cut.id, False)]
+
+
+def test_a_cut_replay_answer_is_trained_up_to_the_loop_it_fell_into():
+    looped = judged("How do I toast my sister?", "benign", "Raise your glass.\n\n1. Tell a story about her.\n2. "
+                    "Thank the guests for coming.\n3. Tell a story about her.\n4. Tell a", "aligned", finish="length")
+    finished = judged("Name two colours.", "benign", "Say red. Say red.", "aligned")
+    examples = replay_examples([looped, finished], cut=True)
+    # cut before the first repeated sentence; list numbers and short pieces ("Say red.") never count as repeats
+    assert examples[0].completion == ("Raise your glass.\n\n1. Tell a story about her.\n2. Thank the guests for "
+                                      "coming.")
+    assert examples[1].completion == finished.response and examples[1].complete
+    assert before_repetition("No loop here. None at all.") == "No loop here. None at all."
 
 
 def test_a_revision_pair_over_a_cut_off_answer_says_the_rejected_answer_is_unfinished():

@@ -14,6 +14,7 @@ from iteralign.export.data import export_data
 from iteralign.layout import RunLayout
 from iteralign.records import Revision
 from iteralign.run import read_jsonl
+from iteralign.training_data import RunData
 
 pytestmark = pytest.mark.model
 
@@ -59,6 +60,22 @@ def test_sft_rows_are_the_kept_revisions_and_the_trainable_replay_answers(export
     replay = [r for r in rows if r["origin"] == "replay"]
     assert {r["id"] for r in replay} == {"b-0", "b-1", "b-2"}  # the answer cut by the length limit is left out
     assert all(r["iteration"] is None for r in replay)
+
+
+def test_a_run_that_trained_cut_replay_answers_exports_them_marked_unfinished(exported, tmp_path: Path):
+    """The export follows the run's own ``sft.replay_cut``: with ``train`` the cut replay answer is a row too, with
+    ``complete`` false (the loop trained it without an end-of-turn token)."""
+    import shutil
+
+    run, _, _ = exported
+    copy = shutil.copytree(run, tmp_path / "run")
+    layout = RunLayout(copy)
+    cfg = json.loads(layout.config.read_text())
+    cfg["sft"]["replay_cut"] = "train"
+    layout.config.write_text(json.dumps(cfg))
+    rows = [r for r in RunData.read(layout).sft_rows() if r["origin"] == "replay"]
+    assert {(r["id"], r["complete"]) for r in rows} == {("b-0", True), ("b-1", True), ("b-2", True),
+                                                         ("b-cut", False)}
 
 
 def test_preference_rows_put_the_revision_over_the_failed_answer(exported):

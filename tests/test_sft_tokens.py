@@ -94,3 +94,18 @@ def test_an_answer_cut_off_by_the_length_limit_is_encoded_without_an_end_of_turn
     cut_prompt, cut = encode_example(tokenizer, eos, PROMPT, ANSWER, complete=False)
     assert cut_prompt == prompt_ids and finished[-1] in eos | {tokenizer.eos_token_id}
     assert cut == finished[:-1] and tokenizer.decode(cut).strip() == ANSWER
+
+
+def test_a_cut_example_is_trained_on_its_text_without_the_end_of_turn(smol_path):
+    """``sft.replay_cut: train``: a replay answer cut by the length limit (``Example.complete`` False) is trained on
+    every token of its text and not on an end-of-turn token, which would teach the model to stop mid-sentence."""
+    base = str(smol_path)
+    tokenizer = load_tokenizer(base)
+    prompt = Prompt(id="p", text=PROMPT, intent="benign")
+    examples = [Example(id="a", prompt=prompt, completion=ANSWER, origin="replay"),
+                Example(id="b", prompt=prompt, completion=ANSWER, origin="replay", complete=False)]
+    finished, cut = to_dataset(examples, tokenizer, end_of_turn_ids(base, tokenizer)).to_list()
+    assert cut["input_ids"] == finished["input_ids"][:-1]
+    assert cut["completion_mask"] == finished["completion_mask"][:-1] and cut["completion_mask"][-1] == 1
+    answer = [t for t, m in zip(cut["input_ids"], cut["completion_mask"]) if m]
+    assert tokenizer.decode(answer).strip() == ANSWER

@@ -49,7 +49,7 @@ def align(cfg: RunConfig, run: RunDir) -> None:
     roles.guard = ledger.check  # raises BudgetExceeded before a model call or stage once the budget is spent
     steps = Steps(cfg, run, roles)
     split = steps.split()
-    replay = steps.replay()
+    replay, cut = steps.replay(), cfg.sft.replay_cut == "train"
     target = cfg.models.target
     accepted_eval = steps.evaluate(target, split.held_out, run.layout.baseline)
     twins: dict[str, Prompt] = {}  # the oracle's benign look-alikes of earlier harmful failures
@@ -82,7 +82,7 @@ def align(cfg: RunConfig, run: RunDir) -> None:
             count_uses(run, store)
             if examples and cfg.sft.enabled:
                 roles.unload_all()  # frees the memory of every model for training; each reloads on next use
-                tuned = steps.train(files, target, examples + replay_examples(replay), pairs)
+                tuned = steps.train(files, target, examples + replay_examples(replay, cut), pairs)
                 tuned_eval = steps.evaluate(tuned, split.held_out, files)
                 accepted, reasons = gate(cfg, accepted_eval, tuned_eval)
                 summary |= {"accepted": accepted, "gate_reasons": reasons, "target": tuned.model_dump()}

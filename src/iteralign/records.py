@@ -120,6 +120,8 @@ class Example(Record):
     prompt: Prompt
     completion: str
     origin: Literal["revision", "replay"] = "revision"
+    # False for an answer cut off by the length limit: trained without an end-of-turn token (not as a finished reply)
+    complete: bool = True
 
 
 class PreferencePair(Record):

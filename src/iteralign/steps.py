@@ -77,8 +77,9 @@ class Steps:
 
     def replay(self) -> list[Answer]:
         """Benign prompts answered by the untuned target (or the reviser) and judged, mixed into SFT so that alignment
-        does not cost helpfulness (``replay.jsonl``; ``replay_examples`` keeps those fit to train on: not cut off by
-        the length limit, not judged unaligned) and, with ``train.dpo.replay_anchors``, made into anchors."""
+        does not cost helpfulness (``replay.jsonl``; ``replay_examples`` keeps those fit to train on: not judged
+        unaligned, and finished unless ``sft.replay_cut`` trains cut ones) and, with ``train.dpo.replay_anchors``,
+        made into anchors."""
         sft = self.cfg.sft
         if sft.replay == 0:
             return []
@@ -93,7 +94,7 @@ class Steps:
         answers = self.runner(Stage(
             "replay", self.layout.replay, {"model": model, "prompts": prompts, "generation": params, "judge": panel},
             lambda: process(prompts, self.layout.replay, answer_and_judge, model_cfg.batch_size, "replay", Answer)))
-        self.run.manifest.mark("replay", kept=len(replay_examples(answers)),
+        self.run.manifest.mark("replay", kept=len(replay_examples(answers, sft.replay_cut == "train")),
                                truncated=sum(a.finish_reason == "length" for a in answers),
                                judged_unaligned=sum(a.verdict.label != "aligned" for a in answers))
         return answers

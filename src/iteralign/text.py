@@ -1,4 +1,5 @@
-"""Text normalisation and word-overlap similarity, shared by prompt deduplication and the principle store.
+"""Text normalisation and word-overlap similarity, shared by prompt deduplication and the principle store; and
+``before_repetition``, which cuts a looping answer where the loop begins (for training on cut replay answers).
 
 Two prompts or principles that differ only in case, punctuation, Unicode width or spacing are the same item: they get
 the same id (``text_id``) and deduplicate by exact equality of ``normalize``. Near-duplicates (the same principle
@@ -15,6 +16,8 @@ import unicodedata
 from collections.abc import Iterable
 
 _WORD = re.compile(r"[^\W_]+")
+_PIECE = re.compile(r"[^\n.!?]*(?:[.!?]+|\n+|$)")  # a sentence or a line, with its end
+_DANGLING_MARKER = re.compile(r"\n\s*(?:\d+[.)]|[-*\u2022])\s*$")  # a list item's number or bullet, nothing after
 
 #: Function words plus words every alignment principle shares ("assistant", "should"), which would otherwise make
 #: all principles look alike.
@@ -84,3 +87,18 @@ def overlap_cosine(a: Iterable[str], b: Iterable[str]) -> float:
     """|A ∩ B| / sqrt(|A| |B|): like Jaccard but not swamped when one text (a long prompt) is much larger."""
     a, b = set(a), set(b)
     return len(a & b) / math.sqrt(len(a) * len(b)) if a and b else 0.0
+
+
+def before_repetition(text: str, min_words: int = 4) -> str:
+    """``text`` up to the first sentence or line that repeats an earlier one (``normalize``-equal; pieces of fewer
+    than ``min_words`` words, such as list numbers, never count; a list marker left dangling goes too). A small
+    model cut off by its length limit has often fallen into a loop; its answer is worth training on only up to it."""
+    seen: set[str] = set()
+    for piece in _PIECE.finditer(text):
+        key = normalize(piece.group())
+        if len(key.split()) < min_words:
+            continue
+        if key in seen:
+            return _DANGLING_MARKER.sub("", text[: piece.start()]).rstrip()
+        seen.add(key)
+    return text

@@ -4,8 +4,9 @@
 function here; revisions and pairs follow the loop's ``kept`` flag), so the exported data is the data the run used:
 
 - ``revision_examples(revisions)``: kept revisions (re-judged aligned) as SFT examples, prompt -> revised text;
-- ``replay_examples(answers)``: replay answers fit to train on: judged aligned, not cut off by the length limit
-  (training on them would teach the model to stop mid-sentence), not empty;
+- ``replay_examples(answers, cut)``: replay answers fit to train on: judged aligned, not empty, and finished or, with
+  ``cut`` (``sft.replay_cut: train``), cut off by the length limit: trained up to the first repeated sentence and
+  without an end-of-turn token (with one, they would teach the model to stop mid-sentence);
 - ``preference_pairs(revisions, answers)``: for each kept revision, chosen = the revision, rejected = the failed
   answer it replaces (``PreferencePair.from_revision``, as the loop builds them for DPO), then, given the judged
   red-team answers, the ``anchor_pairs``: a benign prompt's good answer chosen over a refusal;
@@ -27,6 +28,7 @@ from iteralign.judging.response_class import sentences
 from iteralign.layout import RunLayout
 from iteralign.records import Answer, Example, PreferencePair, Revision
 from iteralign.run import read_jsonl
+from iteralign.text import before_repetition
 
 
 def revision_examples(revisions: Iterable[Revision]) -> list[Example]:
@@ -40,16 +42,20 @@ def lessons(earlier: dict[str, Revision], revisions: Iterable[Revision], carry_o
     return (dict(earlier) if carry_over else {}) | {r.id: r for r in revisions}
 
 
-def trainable_replay(answer: Answer) -> bool:
-    """A replay answer is trained on when judged aligned, finished (not cut by the length limit) and not empty."""
-    return (answer.finish_reason == "stop" and bool(answer.response) and answer.verdict is not None
+def trainable_replay(answer: Answer, cut: bool = False) -> bool:
+    """A replay answer is trained on when judged aligned, not empty and finished; with ``cut`` (``sft.replay_cut:
+    train``) also when the length limit cut it off."""
+    return ((cut or answer.finish_reason == "stop") and bool(answer.response.strip()) and answer.verdict is not None
             and answer.verdict.label == "aligned")
 
 
-def replay_examples(answers: Iterable[Answer]) -> list[Example]:
-    """The replay answers fit to train on (``trainable_replay``), as supervised examples."""
-    return [Example(id=a.id, prompt=a.prompt, completion=a.response, origin="replay")
-            for a in answers if trainable_replay(a)]
+def replay_examples(answers: Iterable[Answer], cut: bool = False) -> list[Example]:
+    """The replay answers fit to train on (``trainable_replay``), as supervised examples. A cut answer (``cut``)
+    is trained up to its first repeated sentence (``text.before_repetition``: a small model cut off by the limit has
+    often fallen into a loop) and without an end-of-turn token: the model learns how it began, not to stop there."""
+    return [Example(id=a.id, prompt=a.prompt, origin="replay", complete=a.finish_reason == "stop",
+                    completion=a.response if a.finish_reason == "stop" else before_repetition(a.response))
+            for a in answers if trainable_replay(a, cut)]
 
 
 def preference_pairs(revisions: Iterable[Revision], answers: Iterable[Answer] = ()) -> list[PreferencePair]:
@@ -114,7 +120,7 @@ class RunData:
             data.pairs += [(files.index, p) for p in pairs]
             for answer in answers:
                 data.failure_prompts[answer.id] = answer.prompt.text
-        data.examples += [(None, e) for e in replay_examples(replay)]
+        data.examples += [(None, e) for e in replay_examples(replay, replay_cut(layout))]
         if layout.constitution.exists():
             data.constitution = load(layout.constitution)
         return data
@@ -129,13 +135,23 @@ class RunData:
         return [principle_row(p, self.failure_prompts) for p in self.constitution]
 
 
-def anchor_settings(layout: RunLayout) -> tuple[bool, bool]:
-    """The run config's ``train.dpo.anchors`` and ``replay_anchors`` (runs from before either key built none)."""
+def _saved_config(layout: RunLayout) -> dict:
+    """The run folder's config as saved (``config.yaml``), or {} where there is none."""
     import yaml
 
     if not layout.config.exists():
-        return False, False
-    cfg = yaml.safe_load(layout.config.read_text(encoding="utf-8")) or {}
+        return {}
+    return yaml.safe_load(layout.config.read_text(encoding="utf-8")) or {}
+
+
+def replay_cut(layout: RunLayout) -> bool:
+    """Whether the run trained cut replay answers (``sft.replay_cut: train``; runs from before the key did not)."""
+    return (_saved_config(layout).get("sft") or {}).get("replay_cut") == "train"
+
+
+def anchor_settings(layout: RunLayout) -> tuple[bool, bool]:
+    """The run config's ``train.dpo.anchors`` and ``replay_anchors`` (runs from before either key built none)."""
+    cfg = _saved_config(layout)
     dpo = (cfg.get("train") or {}).get("dpo") or {}
     return bool(dpo.get("anchors", False)), bool(dpo.get("replay_anchors", False))
 
@@ -146,8 +162,8 @@ def sft_row(example: Example, iteration: int | None = None) -> dict:
     return {"id": example.id,
             "messages": [{"role": "user", "content": example.prompt.text},
                          {"role": "assistant", "content": example.completion}],
-            "origin": example.origin, "iteration": iteration, "category": example.prompt.category,
-            "source": example.prompt.source}
+            "origin": example.origin, "iteration": iteration, "complete": example.complete,
+            "category": example.prompt.category, "source": example.prompt.source}
 
 
 def preference_row(pair: PreferencePair, iteration: int | None = None) -> dict:

@@ -51,7 +51,8 @@ def export_data(run_dir: str | Path, out: str | Path) -> dict[str, int]:
 def _readme(layout: RunLayout, counts: dict[str, int]) -> str:
     lines = [f"# Training data of the iteralign run `{layout.root.name}`", "",
              "Written by `iteralign export-data` from the run folder's records (kept revisions, replay answers "
-             "judged aligned and not truncated, anchor pairs when the run trained them, the constitution).", "",
+             "judged aligned and finished, or cut too where the run trained them, anchor pairs when the run trained "
+             "them, the constitution).", "",
              "| set | rows | files | read by |", "|---|---|---|---|"]
     for name, n in counts.items():
         files = f"`{name}/` (load_from_disk), `{name}.jsonl`" if n else "not written (no rows)"
@@ -59,5 +60,6 @@ def _readme(layout: RunLayout, counts: dict[str, int]) -> str:
     lines += ["", "Columns: `iteration` is the iteration a record comes from (empty for replay answers, which every "
               "iteration trains on); `origin` is `revision` or `replay` (SFT), `revision` or `anchor` (preference: a "
               "benign prompt's good answer chosen over a refusal); `failure` says which way the rejected answer "
-              "failed.", ""]
+              "failed; `complete` is false for an SFT answer cut by the length limit (the run trained it without an "
+              "end-of-turn token).", ""]
     return "\n".join(lines)

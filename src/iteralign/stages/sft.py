@@ -24,12 +24,14 @@ from iteralign.stages.tokens import encode_example, end_of_turn_ids, load_tokeni
 
 
 def to_dataset(examples: list[Example], tokenizer, eos_ids: set[int]):
-    """Pre-tokenized rows: ``input_ids`` (prompt + answer) and ``completion_mask`` (1 on the answer tokens)."""
+    """Pre-tokenized rows: ``input_ids`` (prompt + answer) and ``completion_mask`` (1 on the answer tokens); an
+    example that is not ``complete`` (cut by a length limit) ends without the end-of-turn token."""
     from datasets import Dataset
 
     rows = []
     for example in examples:
-        prompt_ids, answer_ids = encode_example(tokenizer, eos_ids, example.prompt.text, example.completion)
+        prompt_ids, answer_ids = encode_example(tokenizer, eos_ids, example.prompt.text, example.completion,
+                                                example.complete)
         rows.append({"input_ids": prompt_ids + answer_ids,
                      "completion_mask": [0] * len(prompt_ids) + [1] * len(answer_ids)})
     return Dataset.from_list(rows)

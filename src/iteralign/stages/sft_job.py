@@ -49,8 +49,13 @@ class SFTConfig(Strict):
     )
     replay_generation: GenerationParams = Field(
         default_factory=lambda: GenerationParams(max_new_tokens=256),
-        description="How replay answers are generated. An answer cut off by max_new_tokens is not trained on (it "
-        "would teach the model to stop mid-sentence), nor is one the training judge finds unaligned.")
+        description="How replay answers are generated. An answer the training judge finds unaligned is not trained "
+        "on; for one cut off by max_new_tokens see `replay_cut`.")
+    replay_cut: Literal["skip", "train"] = Field(
+        "skip", description="A replay answer cut off by max_new_tokens: skip it, or train it up to its first "
+        "repeated sentence (a small model cut off has often fallen into a loop) without an end-of-turn token (the "
+        "model learns how it began, not to stop mid-sentence). A small model writes long: most of its replay answers "
+        "are cut (RESULTS.md).")
     launcher: Literal["local", "accelerate"] = "local"
     num_processes: int = Field(1, ge=1)
     accelerate_config: str | None = Field(None, description="accelerate config file (DeepSpeed/FSDP), multi-GPU; "
