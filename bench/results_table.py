@@ -48,8 +48,8 @@ COLUMNS = [  # (header, benchmark, category of redteam_asr or None)
 FACTS = {"pool": "pool failures", "principles": "principles", "revisions": "revisions kept", "gate": "gate",
          "default-gate": "default gate", "sum": "ASR + safe refusal", "wall": "wall time (min)"}
 ABLATION = [("ASR", "redteam_asr"), ("XSTest safe refusal", "xstest_safe_refusal"),
-            ("XSTest unsafe refusal", "xstest_unsafe_refusal"), ("HHH helpful", "hhh_helpful"),
-            ("HHH honest", "hhh_honest")]
+            ("XSTest unsafe refusal", "xstest_unsafe_refusal"), ("look-alike refusal", "redteam_benign_refusal"),
+            ("HHH helpful", "hhh_helpful"), ("HHH honest", "hhh_honest"), ("TQA MC1", "truthfulqa_mc1")]
 COUNT_WORDS = {2: "both", 3: "all three", 4: "all four", 5: "all five"}
 
 
@@ -170,12 +170,16 @@ def revisions_cell(run: RunData, index: int) -> str:
 
 
 def ablation(runs: list[tuple[str, RunData]]) -> str:
-    """Runs side by side: a start row (one if every baseline prints the same), then a row per iteration."""
+    """Runs side by side: a start row (one if every baseline prints the same), then a row per iteration with the
+    run's own gate verdict; a score no run measured has no column."""
+    columns = [(h, name) for h, name in ABLATION
+               if any(value(ev.benchmarks, name) is not None for _, run in runs for ev in run.evaluations)]
+
     def cells(benchmarks: dict) -> list[str]:
-        return [fmt(value(benchmarks, name)) for _, name in ABLATION]
+        return [fmt(value(benchmarks, name)) for _, name in columns]
 
     starts = [(label, next(ev for ev in run.evaluations if ev.label == "baseline").benchmarks) for label, run in runs]
-    start_rows = [[label, "start"] + cells(b) + ["–", asr_plus_safe_refusal(b)] for label, b in starts]
+    start_rows = [[label, "start"] + cells(b) + ["–", asr_plus_safe_refusal(b), "–"] for label, b in starts]
     if len({tuple(row[2:]) for row in start_rows}) == 1:
         start_rows = [[f"(start, {COUNT_WORDS.get(len(runs), f'all {len(runs)}')})", "–"] + start_rows[0][2:]]
     rows = list(start_rows)
@@ -183,9 +187,10 @@ def ablation(runs: list[tuple[str, RunData]]) -> str:
         for ev in (e for e in run.evaluations if e.label != "baseline"):
             index = int(ev.label[5:])
             rows.append([label, str(index + 1)] + cells(ev.benchmarks)
-                        + [revisions_cell(run, index), asr_plus_safe_refusal(ev.benchmarks)])
-    return markdown(["config", "iteration"] + [h for h, _ in ABLATION]
-                    + ["revisions kept (judged aligned)", "ASR + safe refusal"], rows)
+                        + [revisions_cell(run, index), asr_plus_safe_refusal(ev.benchmarks)]
+                        + fact_cells(run, ev, ["gate"], {}))
+    return markdown(["config", "iteration"] + [h for h, _ in columns]
+                    + ["revisions kept (judged aligned)", "ASR + safe refusal", "gate"], rows)
 
 
 def principles(run: RunData, count: int) -> str:

@@ -85,10 +85,11 @@ def test_ablation_table_shares_one_start_row_and_counts_judged_revisions(tmp_pat
     b = make_run(tmp_path, "b", [base, (58, 0, 0, 20, 23)], [(48, 48, 32)])
     text = results_table.ablation([("default", results_table.collect(a)), ("paper", results_table.collect(b))])
     assert text.splitlines()[2:] == [
-        "| (start, both) | – | 0.967 | 0.000 | 0.000 | 0.333 | 0.400 | – | 0.967 |",
-        "| default | 1 | 0.800 | 0.117 | 0.083 | 0.333 | 0.383 | 47/48 (47) | 0.917 |",
-        "| paper | 1 | 0.967 | 0.000 | 0.000 | 0.333 | 0.383 | 48/48 (32) | 0.967 |",
+        "| (start, both) | – | 0.967 | 0.000 | 0.000 | 0.333 | 0.400 | – | 0.967 | – |",
+        "| default | 1 | 0.800 | 0.117 | 0.083 | 0.333 | 0.383 | 47/48 (47) | 0.917 | accepted |",
+        "| paper | 1 | 0.967 | 0.000 | 0.000 | 0.333 | 0.383 | 48/48 (32) | 0.967 | accepted |",
     ]
+    assert "look-alike refusal" not in text and "TQA MC1" not in text  # measured by neither run: no column
 
 
 def test_unknown_facts_are_refused(tmp_path, capsys):
