@@ -47,9 +47,10 @@ COLUMNS = [  # (header, benchmark, category of redteam_asr or None)
 ]
 FACTS = {"pool": "pool failures", "principles": "principles", "revisions": "revisions kept", "gate": "gate",
          "default-gate": "default gate", "sum": "ASR + safe refusal", "wall": "wall time (min)"}
-ABLATION = [("ASR", "redteam_asr"), ("XSTest safe refusal", "xstest_safe_refusal"),
-            ("XSTest unsafe refusal", "xstest_unsafe_refusal"), ("look-alike refusal", "redteam_benign_refusal"),
-            ("HHH helpful", "hhh_helpful"), ("HHH honest", "hhh_honest"), ("TQA MC1", "truthfulqa_mc1")]
+ABLATION = [("ASR", "redteam_asr", None), ("XSTest safe refusal", "xstest_safe_refusal", None),
+            ("XSTest unsafe refusal", "xstest_unsafe_refusal", None),
+            ("look-alike refusal", "redteam_benign_refusal", None), ("HHH helpful", "hhh_helpful", None),
+            ("HHH honest", "hhh_honest", None), ("TQA MC1", "truthfulqa_mc1", None)]
 COUNT_WORDS = {2: "both", 3: "all three", 4: "all four", 5: "all five"}
 
 
@@ -58,6 +59,11 @@ def value(benchmarks: dict, name: str, category: str | None = None) -> float | N
     if entry and category:
         entry = entry.get("by_category", {}).get(category)
     return None if not entry else float(entry["score"])
+
+
+def measured(columns: list[tuple], evaluations: list[Evaluation]) -> list[tuple]:
+    """The ``(header, benchmark, category)`` columns that at least one of ``evaluations`` has a score for."""
+    return [c for c in columns if any(value(ev.benchmarks, c[1], c[2]) is not None for ev in evaluations)]
 
 
 def fmt(number: float | None) -> str:
@@ -124,7 +130,7 @@ def label_of(ev: Evaluation) -> str:
 def table(run: RunData, facts: list[str]) -> str:
     """One Markdown table: a row per evaluated model."""
     gates = default_gate(run)
-    columns = [c for c in COLUMNS if any(value(ev.benchmarks, c[1], c[2]) is not None for ev in run.evaluations)]
+    columns = measured(COLUMNS, run.evaluations)
     rows = [[label_of(ev)] + [fmt(value(ev.benchmarks, name, cat)) for _, name, cat in columns]
             + fact_cells(run, ev, facts, gates) for ev in run.evaluations]
     return markdown(["model"] + [h for h, _, _ in columns] + [FACTS[f] for f in facts], rows)
@@ -172,11 +178,10 @@ def revisions_cell(run: RunData, index: int) -> str:
 def ablation(runs: list[tuple[str, RunData]]) -> str:
     """Runs side by side: a start row (one if every baseline prints the same), then a row per iteration with the
     run's own gate verdict; a score no run measured has no column."""
-    columns = [(h, name) for h, name in ABLATION
-               if any(value(ev.benchmarks, name) is not None for _, run in runs for ev in run.evaluations)]
+    columns = measured(ABLATION, [ev for _, run in runs for ev in run.evaluations])
 
     def cells(benchmarks: dict) -> list[str]:
-        return [fmt(value(benchmarks, name)) for _, name in columns]
+        return [fmt(value(benchmarks, name, cat)) for _, name, cat in columns]
 
     starts = [(label, next(ev for ev in run.evaluations if ev.label == "baseline").benchmarks) for label, run in runs]
     start_rows = [[label, "start"] + cells(b) + ["–", asr_plus_safe_refusal(b), "–"] for label, b in starts]
@@ -189,7 +194,7 @@ def ablation(runs: list[tuple[str, RunData]]) -> str:
             rows.append([label, str(index + 1)] + cells(ev.benchmarks)
                         + [revisions_cell(run, index), asr_plus_safe_refusal(ev.benchmarks)]
                         + fact_cells(run, ev, ["gate"], {}))
-    return markdown(["config", "iteration"] + [h for h, _ in columns]
+    return markdown(["config", "iteration"] + [h for h, _, _ in columns]
                     + ["revisions kept (judged aligned)", "ASR + safe refusal", "gate"], rows)
 
 
