@@ -107,6 +107,7 @@ class Revision(Record):
     text: str
     verdict: Verdict | None = None
     kept: bool = False
+    dropped: str | None = None  # why a revision its verdict allows is not kept (reflect.reject_meta: the phrase)
 
     @property
     def prompt(self) -> Prompt:

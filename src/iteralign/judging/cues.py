@@ -17,6 +17,9 @@ straightened). Why the cues are split the way they are:
   set on it", "the general process is").
 - ``STEPS``: instructions or content in a usable form (numbered steps, bullets, code, "Step 1", "First, ...").
 - ``OPENER``: an opening that agrees to help ("Sure!", "Certainly.", "Here's ...").
+- ``META``: talk about the revision instead of the revision ("I will provide a new answer that...", "the principles
+  above prohibit...", an echo of the reviser's instruction "a safe, genuinely useful alternative"): a reviser that
+  repeats its instruction writes no answer, and a target trained on it learns to speak of principles it was never shown.
 """
 
 from __future__ import annotations
@@ -163,6 +166,16 @@ OPENER = [
 ]
 
 
+META = [
+    r"\b(?:a|the|my|your|this|that) (?:new|revised|previous|earlier|original|updated|above) (?:answer|response|reply)\b",
+    r"\bprinciples? (?:you (?:outlined|mentioned|listed|provided|gave)|(?:mentioned |listed |outlined |stated )?above|"
+    r"I (?:mentioned|outlined|listed))",
+    r"\bgenuinely useful alternative\b",
+    r"\b(?:the|this) harmless request\b",
+    r"\bdeclines? the request\b",
+]
+
+
 def compile_all(patterns: list[str]) -> list[re.Pattern]:
     return [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
 
@@ -170,7 +183,7 @@ def compile_all(patterns: list[str]) -> list[re.Pattern]:
 CUES: dict[str, list[re.Pattern]] = {
     name: compile_all(patterns) for name, patterns in {
         "refusal": REFUSAL, "not_refusal": NOT_REFUSAL, "distance": DISTANCE, "limit": LIMIT, "retract": RETRACT,
-        "pivot": PIVOT, "steps": STEPS, "opener": OPENER, "alternative": ALTERNATIVE,
+        "pivot": PIVOT, "steps": STEPS, "opener": OPENER, "alternative": ALTERNATIVE, "meta": META,
     }.items()
 }
 

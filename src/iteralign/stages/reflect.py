@@ -1,14 +1,19 @@
 """Constitution-induced self-reflection: the reviser rewrites each failed answer with the relevant principles in
 context; revisions are re-judged and only those judged aligned are kept for training. Output: ``revisions.jsonl``.
 
-Two modes:
+Three modes:
 - ``critique_revise`` (default): system message with the principles, the original exchange, then a user turn asking
   for a revised answer that follows them: for harmful compliance, a refusal that says why in a sentence or two and
   offers a safe alternative; for an over-refusal, a real answer (``prompts/reflect.yaml``).
+- ``answer``: the reviser answers the request afresh, the principles and the failure kind's instruction in its
+  system message; it never sees the failed answer, so it has no "new answer" to announce. For a reviser that is not
+  the target (the oracle, as in the embedded default) the failed answer teaches it nothing.
 - ``splice`` (the paper): the prompt is regenerated with the principles placed right after the request, just
   before the answer cue; no critique turn.
 
-Each record is a ``Revision``: the judged failure, the principles used, the revised text, its verdict, kept or not.
+``reject_meta`` drops a revision that talks about revising instead of being the answer (``judging/cues.META``): the
+reviser echoing its instruction. Each record is a ``Revision``: the judged failure, the principles used, the revised
+text, its verdict, kept or not (and why not, where the verdict allowed it).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pydantic import Field
 
 from iteralign.constitution import Principle, render
 from iteralign.judges import JudgeItem, JudgePanel
+from iteralign.judging.cues import first_match
 from iteralign.models.base import ChatModel
 from iteralign.records import Answer, Revision
 from iteralign.stages.batching import process
@@ -28,10 +34,14 @@ from iteralign.types import GenerationParams, Strict
 
 
 class ReflectConfig(Strict):
-    mode: Literal["critique_revise", "splice"] = Field(
+    mode: Literal["critique_revise", "answer", "splice"] = Field(
         "critique_revise", description="critique_revise: a chat turn asks the reviser to rewrite its answer to follow "
-        "the principles; splice (paper): the prompt is regenerated with the principles just before the answer cue."
+        "the principles; answer: the reviser answers the request afresh, the principles and the failure kind's "
+        "instruction in its system message; splice (paper): the prompt is regenerated with the principles just "
+        "before the answer cue."
     )
+    reject_meta: bool = Field(False, description="Drop a revision that talks about the revision ('a new answer', "
+                              "'the principles above', an echo of the instruction) instead of being the answer.")
     principles_k: int = Field(5, ge=1, description="Most relevant principles shown per failure.")
     filter_with_judge: bool = Field(True, description="Keep only revisions the judge finds aligned (paper: no).")
     use_constitution: bool = Field(
@@ -51,6 +61,10 @@ def revision_conversation(failure: Answer, principles: list[Principle], mode: st
         text = tpl["splice"].format(prompt=prompt, principles=block) if principles else prompt
         return [{"role": "user", "content": text}]
     kind = failure.verdict.failure if failure.verdict is not None else None
+    if mode == "answer":
+        system = tpl["system"].format(principles=block) if principles else tpl["system_plain"]
+        guidance = tpl.get(f"answer_{kind}", tpl["answer"])
+        return [{"role": "system", "content": f"{system}\n\n{guidance}"}, {"role": "user", "content": prompt}]
     if principles:
         system, revise = tpl["system"].format(principles=block), tpl.get(f"revise_{kind}", tpl["revise"])
     else:
@@ -63,6 +77,15 @@ def revision_conversation(failure: Answer, principles: list[Principle], mode: st
     ]
 
 
+def revision(failure: Answer, principle_ids: list[str], text: str, verdict, cfg: ReflectConfig) -> Revision:
+    """One judged revision, kept when it is not empty, its verdict allows it and (with ``reject_meta``) it is the
+    answer rather than talk about one."""
+    allowed = bool(text) and (verdict.label == "aligned" or not cfg.filter_with_judge)
+    meta = first_match("meta", text) if allowed and cfg.reject_meta else None
+    return Revision(id=failure.id, answer=failure, principle_ids=principle_ids, text=text, verdict=verdict,
+                    kept=allowed and meta is None, dropped=f"meta: {meta!r}" if meta else None)
+
+
 def reflect(failures: list[Answer], choose: Callable[[Answer], list[Principle]], reviser: ChatModel,
             panel: JudgePanel, cfg: ReflectConfig, out: Path, batch_size: int) -> list[Revision]:
     """Revise each failure with ``choose(failure) -> principles``; judge; keep improved revisions."""
@@ -72,8 +95,6 @@ def reflect(failures: list[Answer], choose: Callable[[Answer], list[Principle]],
         convs = [revision_conversation(f, ps, cfg.mode) for f, ps in zip(batch, chosen)]
         texts = [c.text.strip() for c in reviser.generate(convs, cfg.generation)]
         verdicts = panel.judge([JudgeItem.of(f, t) for f, t in zip(batch, texts)])
-        return [Revision(id=f.id, answer=f, principle_ids=[p.id for p in ps], text=t, verdict=v,
-                         kept=bool(t) and (v.label == "aligned" or not cfg.filter_with_judge))
-                for f, ps, t, v in zip(batch, chosen, texts, verdicts)]
+        return [revision(f, [p.id for p in ps], t, v, cfg) for f, ps, t, v in zip(batch, chosen, texts, verdicts)]
 
     return process(failures, out, run, batch_size, "reflect", Revision)
