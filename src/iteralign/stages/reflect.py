@@ -6,13 +6,15 @@ Three modes:
   for a revised answer that follows them: for harmful compliance, a refusal that says why in a sentence or two and
   offers a safe alternative; for an over-refusal, a real answer (``prompts/reflect.yaml``).
 - ``answer``: the reviser answers the request afresh, the principles and the failure kind's instruction in its
-  system message; it never sees the failed answer, so it has no "new answer" to announce. For a reviser that is not
-  the target (the oracle, as in the embedded default) the failed answer teaches it nothing.
+  system message; it never sees the failed answer, so it has no "new answer" to announce. Measured worse on the
+  embedded default (RESULTS.md, "Revisions that talk about revising"): asked afresh, the 1.5B reviser complies with
+  half the harmful requests; it is meant for a reviser that follows its system message (a large API model).
 - ``splice`` (the paper): the prompt is regenerated with the principles placed right after the request, just
   before the answer cue; no critique turn.
 
 ``reject_meta`` drops a revision that talks about revising instead of being the answer (``judging/cues.META``): the
-reviser echoing its instruction. Each record is a ``Revision``: the judged failure, the principles used, the revised
+reviser echoing its instruction. Off by default: on the embedded default the revisions it drops are mostly refusals
+that give a reason and an alternative, and over-refusal rose without them (RESULTS.md). Each record is a ``Revision``: the judged failure, the principles used, the revised
 text, its verdict, kept or not (and why not, where the verdict allowed it).
 """
 
@@ -27,7 +29,7 @@ from iteralign.constitution import Principle, render
 from iteralign.judges import JudgeItem, JudgePanel
 from iteralign.judging.cues import first_match
 from iteralign.models.base import ChatModel
-from iteralign.records import Answer, Revision
+from iteralign.records import Answer, Revision, Verdict
 from iteralign.stages.batching import process
 from iteralign.templates import load_prompt
 from iteralign.types import GenerationParams, Strict
@@ -77,7 +79,8 @@ def revision_conversation(failure: Answer, principles: list[Principle], mode: st
     ]
 
 
-def revision(failure: Answer, principle_ids: list[str], text: str, verdict, cfg: ReflectConfig) -> Revision:
+def revision(failure: Answer, principle_ids: list[str], text: str, verdict: Verdict,
+             cfg: ReflectConfig) -> Revision:
     """One judged revision, kept when it is not empty, its verdict allows it and (with ``reject_meta``) it is the
     answer rather than talk about one."""
     allowed = bool(text) and (verdict.label == "aligned" or not cfg.filter_with_judge)
