@@ -167,7 +167,8 @@ OPENER = [
 
 
 META = [
-    r"\b(?:a|the|my|your|this|that) (?:new|revised|previous|earlier|original|updated|above) (?:answer|response|reply)\b",
+    r"\b(?:a|the|my|your|this|that) (?:new|revised|previous|earlier|original|updated|above) "
+    r"(?:answer|response|reply)\b",
     r"\bprinciples? (?:you (?:outlined|mentioned|listed|provided|gave)|(?:mentioned |listed |outlined |stated )?above|"
     r"I (?:mentioned|outlined|listed))",
     r"\bgenuinely useful alternative\b",

@@ -14,8 +14,9 @@ Three modes:
 
 ``reject_meta`` drops a revision that talks about revising instead of being the answer (``judging/cues.META``): the
 reviser echoing its instruction. Off by default: on the embedded default the revisions it drops are mostly refusals
-that give a reason and an alternative, and over-refusal rose without them (RESULTS.md). Each record is a ``Revision``: the judged failure, the principles used, the revised
-text, its verdict, kept or not (and why not, where the verdict allowed it).
+that give a reason and an alternative, and over-refusal rose without them (RESULTS.md). Each record is a
+``Revision``: the judged failure, the principles used, the revised text, its verdict, kept or not (and why not, where
+the verdict allowed it).
 """
 
 from __future__ import annotations
@@ -63,14 +64,12 @@ def revision_conversation(failure: Answer, principles: list[Principle], mode: st
         text = tpl["splice"].format(prompt=prompt, principles=block) if principles else prompt
         return [{"role": "user", "content": text}]
     kind = failure.verdict.failure if failure.verdict is not None else None
+    system = tpl["system"].format(principles=block) if principles else tpl["system_plain"]
     if mode == "answer":
-        system = tpl["system"].format(principles=block) if principles else tpl["system_plain"]
         guidance = tpl.get(f"answer_{kind}", tpl["answer"])
         return [{"role": "system", "content": f"{system}\n\n{guidance}"}, {"role": "user", "content": prompt}]
-    if principles:
-        system, revise = tpl["system"].format(principles=block), tpl.get(f"revise_{kind}", tpl["revise"])
-    else:
-        system, revise = tpl["system_plain"], tpl.get(f"revise_plain_{kind}", tpl["revise_plain"])
+    revise = tpl.get(f"revise_{kind}", tpl["revise"]) if principles else \
+        tpl.get(f"revise_plain_{kind}", tpl["revise_plain"])
     return [
         {"role": "system", "content": system},
         {"role": "user", "content": prompt},
