@@ -49,14 +49,17 @@ def test_command_with_a_config_file_lets_the_file_decide(tmp_path):
         accelerate_command(_job(tmp_path, accelerate_config="nope.yaml"), tmp_path / "j.json")
 
 
-def test_run_sft_launches_only_for_accelerate_with_several_processes(tmp_path, monkeypatch):
+def test_run_sft_launches_for_accelerate_with_several_processes_or_a_config_file(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(launcher, "launch", lambda job: calls.append("launch") or {"via": "accelerate"})
     monkeypatch.setattr("iteralign.stages.sft.train", lambda job: calls.append("train") or {"via": "local"})
     assert run_sft(_job(tmp_path, launcher="accelerate", num_processes=2)) == {"via": "accelerate"}
     assert run_sft(_job(tmp_path, launcher="accelerate", num_processes=1)) == {"via": "local"}
     assert run_sft(_job(tmp_path, launcher="local", num_processes=4)) == {"via": "local"}
-    assert calls == ["launch", "train", "train"]
+    zero3 = str(ACCELERATE_CONFIGS / "deepspeed_zero3.yaml")
+    one_gpu_zero3 = _job(tmp_path, launcher="accelerate", num_processes=1, accelerate_config=zero3)
+    assert run_sft(one_gpu_zero3) == {"via": "accelerate"}
+    assert calls == ["launch", "train", "train", "launch"]
 
 
 @pytest.mark.parametrize("name", ["deepspeed_zero3", "fsdp", "cpu_2proc"])

@@ -10,7 +10,22 @@ torch = pytest.importorskip("torch")
 
 from iteralign.stages.denormals import flush_denormals  # noqa: E402
 from iteralign.stages.sft_loss import answer_logprobs  # noqa: E402
-from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype  # noqa: E402
+from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, checkpointing_args  # noqa: E402
+
+
+def test_checkpointing_is_passed_under_the_names_the_installed_trainer_knows():
+    import dataclasses
+
+    from trl import DPOConfig, SFTConfig
+
+    old = dataclasses.make_dataclass("Old", [("gradient_checkpointing", bool, False)])  # transformers 5.17
+    new = dataclasses.make_dataclass("New", [("gradient_checkpointing", bool, False),
+                                             ("activation_checkpointing", bool, False)])
+    assert checkpointing_args(old, True) == {"gradient_checkpointing": True}
+    assert checkpointing_args(new, False) == {"gradient_checkpointing": False, "activation_checkpointing": False}
+    for config in (SFTConfig, DPOConfig):  # whatever is installed accepts what we pass
+        args = config(output_dir="unused", use_cpu=True, **checkpointing_args(config, True))
+        assert args.gradient_checkpointing is True
 
 
 def test_denormals_are_flushed_inside_the_block_only():

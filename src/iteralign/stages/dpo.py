@@ -70,7 +70,7 @@ def train_dpo(job: DPOJob) -> dict:
     from iteralign.progress import mode as progress_mode
     from iteralign.stages.sft_callbacks import StepTimer, log_lines
     from iteralign.stages.sft_guard import check_disk, resume_point
-    from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, load_model, peft_config
+    from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, checkpointing_args, load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
     from iteralign.tracking import trainer_reporting
 
@@ -86,7 +86,7 @@ def train_dpo(job: DPOJob) -> dict:
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=job.dpo.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, bf16=cfg.bf16, max_length=cfg.max_length,
         beta=job.dpo.beta, loss_type=[job.dpo.loss_type], precompute_ref_log_probs=True,
-        gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="epoch", save_total_limit=1,
+        **checkpointing_args(DPOConfig, cfg.gradient_checkpointing), save_strategy="epoch", save_total_limit=1,
         logging_steps=1, seed=job.seed, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, **reporting,
     )

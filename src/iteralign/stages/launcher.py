@@ -1,6 +1,7 @@
 """Multi-process SFT: runs ``python -m iteralign.stages.sft JOB.json`` under ``accelerate launch``.
 
-The loop calls ``launch`` when ``sft.launcher: accelerate`` and ``sft.num_processes > 1``. The job (base weights,
+The loop calls ``launch`` when ``sft.launcher: accelerate`` and ``sft.num_processes > 1`` or ``sft.accelerate_config``
+is set (a config file with one process: ZeRO-3 or FSDP on a single GPU). The job (base weights,
 examples, settings) is written to the SFT folder as JSON, so every worker reads the same input; the workers train
 together and save the adapter together (``sft_save``). With ``sft.accelerate_config`` pointing at one of the shipped
 configs (``configs/accelerate/deepspeed_zero3.yaml``, ``fsdp.yaml``) the same command shards the model over GPUs.

@@ -55,20 +55,19 @@ def train(job: SFTJob) -> dict:
     from iteralign.stages.sft_callbacks import StepTimer, log_lines
     from iteralign.stages.sft_guard import check_disk, resume_point
     from iteralign.stages.sft_loss import answer_loss_trainer
-    from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, load_model, peft_config
+    from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, checkpointing_args, load_model, peft_config
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
     from iteralign.tracking import trainer_reporting
 
     ckpt_dir = out / "checkpoints"
     check_disk(out, job.base, job.cfg.method, job.cfg.bf16)  # fail now, not at the last checkpoint
     tokenizer = load_tokenizer(job.base, job.chat_template, job.trust_remote_code)
-    checkpointing = job.cfg.gradient_checkpointing
     reporting, trackers = trainer_reporting(job.cfg.report_to, out)  # sft.report_to; a missing package fails now
     args = TRLConfig(
         output_dir=str(ckpt_dir), num_train_epochs=job.cfg.epochs, per_device_train_batch_size=job.cfg.batch_size,
         gradient_accumulation_steps=job.cfg.grad_accum, learning_rate=job.cfg.learning_rate,
         lr_scheduler_type=job.cfg.lr_scheduler, warmup_steps=job.cfg.warmup_ratio,  # a float < 1 is a ratio
-        bf16=job.cfg.bf16, gradient_checkpointing=checkpointing, activation_checkpointing=checkpointing,
+        bf16=job.cfg.bf16, **checkpointing_args(TRLConfig, job.cfg.gradient_checkpointing),
         max_length=job.cfg.max_length, packing=job.cfg.packing, completion_only_loss=True, save_strategy="epoch",
         save_total_limit=1, logging_steps=1, **reporting, seed=job.seed, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
@@ -107,8 +106,9 @@ def _tokens_per_second(trainer, seconds: float) -> float | None:
 
 
 def run_sft(job: SFTJob) -> dict:
-    """Train in this process, or under ``accelerate launch`` when the config asks for several processes."""
-    if job.cfg.launcher == "accelerate" and job.cfg.num_processes > 1:
+    """Train in this process, or under ``accelerate launch`` when the config asks for several processes or names an
+    accelerate config file (DeepSpeed ZeRO-3 or FSDP on one GPU, e.g. to offload a model that does not fit)."""
+    if job.cfg.launcher == "accelerate" and (job.cfg.num_processes > 1 or job.cfg.accelerate_config):
         from iteralign.stages.launcher import launch
 
         return launch(job)

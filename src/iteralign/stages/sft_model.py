@@ -71,6 +71,16 @@ def load_model(job: "SFTJob") -> Any:
     return model
 
 
+def checkpointing_args(config_cls: type, enabled: bool) -> dict[str, bool]:
+    """Trainer arguments that switch gradient checkpointing on or off under every transformers 5 release: later ones
+    name it ``activation_checkpointing`` (keeping ``gradient_checkpointing`` as an alias), earlier ones only the
+    latter, and an unknown keyword is an error."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return {name: enabled for name in ("gradient_checkpointing", "activation_checkpointing") if name in names}
+
+
 def peft_config(job: "SFTJob") -> Any:
     """A fresh LoRA config, or None for full fine-tuning or when the previous adapter is trained further."""
     if job.cfg.method != "lora" or job.init_adapter:
