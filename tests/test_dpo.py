@@ -15,7 +15,7 @@ from iteralign.run import read_jsonl
 from iteralign.stages.dpo_job import DPOJob, DPOSettings
 from iteralign.stages.sft_job import SFTConfig
 from iteralign.text import before_repetition
-from iteralign.training_data import RunData, anchor_answers, anchor_pairs, replay_examples
+from iteralign.training_data import RunData, anchor_answers, anchor_pairs, anchor_settings, replay_examples
 from loop_helpers import scripted_config
 
 
@@ -63,6 +63,14 @@ def test_anchor_pairs_prefer_each_good_benign_answer_over_the_iterations_own_ref
     assert all(p.failure is None and p.rejected_complete for p in pairs)
     # nothing in this round teaches a refusal: nothing to anchor against
     assert anchor_pairs([helped], [refusing(refused, "Here is how to kill weeds: ...")]) == []
+    # train.dpo.anchor_refusals: each good answer over that many different refusals, never more than there are
+    doubled = anchor_pairs([helped, cut], revisions, per_answer=2)
+    assert [(p.id, p.chosen, p.rejected) for p in doubled] == [
+        (f"anchor-{helped.id}", helped.response, "I will not help with this."),
+        (f"anchor-{helped.id}-1", helped.response, "I can't help with poisons."),
+        (f"anchor-{cut.id}", cut.response, "I can't help with poisons."),
+        (f"anchor-{cut.id}-1", cut.response, "I will not help with this.")]
+    assert len(anchor_pairs([helped, cut], revisions, per_answer=3)) == 4  # two refusal openings only
 
 
 def test_replay_answers_are_trained_on_only_when_judged_aligned_finished_and_not_empty():
@@ -112,6 +120,11 @@ def test_anchor_pairs_are_built_from_a_run_folder_when_its_config_trains_them(tm
     (run / "config.yaml").write_text(config.replace("replay_anchors: false", "replay_anchors: true"))
     with_replay = {p.id for _, p in RunData.read(RunLayout(run)).pairs if p.origin == "anchor"}
     assert with_replay == {p.id for p in anchors} | good
+    (run / "config.yaml").write_text(config.replace("anchor_refusals: 1", "anchor_refusals: 2"))
+    assert anchor_settings(RunLayout(run)) == (True, False, 2)
+    doubled = [p for _, p in RunData.read(RunLayout(run)).pairs if p.origin == "anchor"]
+    openings = len({p.rejected for p in anchors})  # the scripted reviser refuses in one way or few
+    assert len(doubled) == min(2, openings) * len(anchors) and {p.id for p in anchors} <= {p.id for p in doubled}
     (run / "config.yaml").write_text(config.replace("anchors: true", "anchors: false"))
     assert all(p.origin == "revision" for _, p in RunData.read(RunLayout(run)).pairs)
 

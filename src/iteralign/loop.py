@@ -76,7 +76,7 @@ def align(cfg: RunConfig, run: RunDir) -> None:
             taught = lessons(taught, revisions, cfg.train.carry_over)  # this round's, and earlier ones if carried
             examples = revision_examples(taught.values())  # kept revisions only
             anchors = anchor_answers((cfg.train.dpo.anchors, cfg.train.dpo.replay_anchors), answers, replay)
-            pairs = preference_pairs(taught.values(), anchors)
+            pairs = preference_pairs(taught.values(), anchors, cfg.train.dpo.anchor_refusals)
             summary |= {"principles": len(store.active()), "revisions": len(revisions),
                         "revisions_kept": sum(r.kept for r in revisions), "trained_revisions": len(examples)}
             count_uses(run, store)

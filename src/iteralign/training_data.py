@@ -58,12 +58,14 @@ def replay_examples(answers: Iterable[Answer], cut: bool = False) -> list[Exampl
             for a in answers if trainable_replay(a, cut)]
 
 
-def preference_pairs(revisions: Iterable[Revision], answers: Iterable[Answer] = ()) -> list[PreferencePair]:
+def preference_pairs(revisions: Iterable[Revision], answers: Iterable[Answer] = (),
+                     refusals_per_anchor: int = 1) -> list[PreferencePair]:
     """Chosen = a kept revision, rejected = the failed answer it rewrites (``PreferencePair.from_revision``, the
     pairs the DPO stage trains on); revisions not kept make no pair (their own verdict did not find them better).
     Given the iteration's judged red-team ``answers``, the ``anchor_pairs`` follow."""
     revisions = list(revisions)
-    return [PreferencePair.from_revision(r) for r in revisions if r.kept] + anchor_pairs(answers, revisions)
+    return [PreferencePair.from_revision(r) for r in revisions if r.kept] + anchor_pairs(
+        answers, revisions, per_answer=refusals_per_anchor)
 
 
 def anchor_answers(settings: tuple[bool, bool], answers: Iterable[Answer], replay: Iterable[Answer]) -> list[Answer]:
@@ -75,13 +77,15 @@ def anchor_answers(settings: tuple[bool, bool], answers: Iterable[Answer], repla
     return chosen + [a for a in replay if a.id not in seen] if anchors and with_replay else chosen
 
 
-def anchor_pairs(answers: Iterable[Answer], revisions: Iterable[Revision], styles: int = 3) -> list[PreferencePair]:
+def anchor_pairs(answers: Iterable[Answer], revisions: Iterable[Revision], styles: int = 3,
+                 per_answer: int = 1) -> list[PreferencePair]:
     """For each benign prompt the target answered well (intent benign, judged aligned), its answer chosen over a
     refusal: the refusing revisions teach the target to decline, and these pairs teach it where not to.
 
     The rejected refusal is the opening sentence of the iteration's kept refusing revisions (those of a
     ``complied_harmful`` failure), the ``styles`` most frequent in turn: what this round's training makes the
-    target say. No refusing revision, no anchors (nothing is teaching the target to refuse)."""
+    target say. ``per_answer`` > 1 pairs each good answer with that many different refusals (at most ``styles``):
+    more weight on where not to refuse. No refusing revision, no anchors (nothing is teaching the target to refuse)."""
     refusing = [sentences(r.text) for r in revisions
                 if r.kept and r.answer.verdict is not None and r.answer.verdict.failure == "complied_harmful"]
     openings = Counter(split[0] for split in refusing if split)
@@ -90,9 +94,10 @@ def anchor_pairs(answers: Iterable[Answer], revisions: Iterable[Revision], style
               and a.verdict.label == "aligned" and a.response.strip()]
     if not refusals:
         return []
-    return [PreferencePair(id=f"anchor-{a.id}", prompt=a.prompt, chosen=a.response, origin="anchor",
-                           rejected=refusals[i % len(refusals)], chosen_complete=a.finish_reason == "stop")
-            for i, a in enumerate(helped)]
+    return [PreferencePair(id=f"anchor-{a.id}" + (f"-{j}" if j else ""), prompt=a.prompt, chosen=a.response,
+                           origin="anchor", rejected=refusals[(i + j) % len(refusals)],
+                           chosen_complete=a.finish_reason == "stop")
+            for i, a in enumerate(helped) for j in range(min(per_answer, len(refusals)))]
 
 
 # --- a run folder's training data ---------------------------------------------------------------------------------
@@ -110,13 +115,13 @@ class RunData:
     @classmethod
     def read(cls, layout: RunLayout) -> "RunData":
         """Read the run folder through its layout: every iteration's revisions, the replay set, the constitution."""
-        data, settings = cls(), anchor_settings(layout)
+        data, (anchors, with_replay, per_anchor) = cls(), anchor_settings(layout)
         replay = [Answer.model_validate(r) for r in read_jsonl(layout.replay)]
         for files in layout.iterations():
             revisions = [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
             answers = [Answer.model_validate(r) for r in read_jsonl(files.verdicts)]
             data.examples += [(files.index, e) for e in revision_examples(revisions)]
-            pairs = preference_pairs(revisions, anchor_answers(settings, answers, replay))
+            pairs = preference_pairs(revisions, anchor_answers((anchors, with_replay), answers, replay), per_anchor)
             data.pairs += [(files.index, p) for p in pairs]
             for answer in answers:
                 data.failure_prompts[answer.id] = answer.prompt.text
@@ -149,11 +154,12 @@ def replay_cut(layout: RunLayout) -> bool:
     return (_saved_config(layout).get("sft") or {}).get("replay_cut") == "train"
 
 
-def anchor_settings(layout: RunLayout) -> tuple[bool, bool]:
-    """The run config's ``train.dpo.anchors`` and ``replay_anchors`` (runs from before either key built none)."""
+def anchor_settings(layout: RunLayout) -> tuple[bool, bool, int]:
+    """The run config's ``train.dpo.anchors``, ``replay_anchors`` and ``anchor_refusals`` (runs from before the
+    first two keys built no anchors; before the third, one refusal per anchor)."""
     cfg = _saved_config(layout)
     dpo = (cfg.get("train") or {}).get("dpo") or {}
-    return bool(dpo.get("anchors", False)), bool(dpo.get("replay_anchors", False))
+    return bool(dpo.get("anchors", False)), bool(dpo.get("replay_anchors", False)), int(dpo.get("anchor_refusals", 1))
 
 
 def sft_row(example: Example, iteration: int | None = None) -> dict:

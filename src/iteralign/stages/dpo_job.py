@@ -28,6 +28,9 @@ class DPOSettings(Strict):
                           "its answer over a refusal (the iteration's own, from its refusing revisions): the other "
                           "side of the refusals it learns, so that it does not learn to refuse the look-alikes "
                           "(training_data.anchor_pairs).")
+    anchor_refusals: int = Field(1, ge=1, le=3, description="Each anchor's good answer is preferred over this many "
+                                 "different refusals (of the iteration's three most frequent openings): more pairs "
+                                 "on where not to refuse, against the same refusing pairs.")
     replay_anchors: bool = Field(False, description="With anchors, the replay answers (the untuned target's good "
                                  "answers to built-in benign prompts, half of them risky-sounding) make anchors too.")
 
