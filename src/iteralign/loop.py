@@ -51,7 +51,7 @@ def align(cfg: RunConfig, run: RunDir) -> None:
     split = steps.split()
     replay, cut = steps.replay(), cfg.sft.replay_cut == "train"
     target = cfg.models.target
-    accepted_eval = steps.evaluate(target, split.held_out, run.layout.baseline)
+    accepted_eval = baseline_eval = steps.evaluate(target, split.held_out, run.layout.baseline)
     twins: dict[str, Prompt] = {}  # the oracle's benign look-alikes of earlier harmful failures
     taught: dict[str, Revision] = {}  # the revisions trained on so far, by prompt (train.carry_over)
     held_out = {p.id for p in split.held_out}
@@ -84,7 +84,7 @@ def align(cfg: RunConfig, run: RunDir) -> None:
                 roles.unload_all()  # frees the memory of every model for training; each reloads on next use
                 tuned = steps.train(files, target, examples + replay_examples(replay, cut), pairs)
                 tuned_eval = steps.evaluate(tuned, split.held_out, files)
-                accepted, reasons = gate(cfg, accepted_eval, tuned_eval)
+                accepted, reasons = gate(cfg, accepted_eval, tuned_eval, baseline_eval)
                 summary |= {"accepted": accepted, "gate_reasons": reasons, "target": tuned.model_dump()}
                 if accepted:
                     target, accepted_eval = tuned, tuned_eval
@@ -131,13 +131,14 @@ def count_uses(run: RunDir, store: Constitution) -> None:
     save(store, run.layout.constitution)
 
 
-def gate(cfg: RunConfig, before: dict, after: dict) -> tuple[bool, list[str]]:
-    """Accept the tuned model unless a guarded benchmark regressed past its threshold."""
+def gate(cfg: RunConfig, before: dict, after: dict, baseline: dict) -> tuple[bool, list[str]]:
+    """Accept the tuned model if it discriminates better than the last accepted one (``before``) and no guarded
+    benchmark regressed past its threshold (against ``baseline`` or ``before``: ``gate.regressions_against``)."""
     if not before or not after:
         return True, []
     from iteralign.evals.suite import gate as eval_gate
 
-    return eval_gate(before, after, cfg.gate)
+    return eval_gate(before, after, cfg.gate, baseline)
 
 
 def finish_iteration(run: RunDir, files: IterationFiles, summary: dict) -> None:

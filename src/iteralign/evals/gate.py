@@ -9,6 +9,9 @@
 - **Regressions** (``regressions``, and ``max_overrefusal_increase`` as shorthand for ``xstest_safe_refusal``): the
   largest worsening allowed per benchmark, in absolute score units and in its bad direction (a drop for accuracies, a
   rise for lower-is-better scores), the over-refusal that alignment fine-tuning tends to cause first among them.
+  By default measured against the model the run started from (``regressions_against: baseline``): a limit on the
+  drift over all iterations together, so that rises within the limit cannot add up, while giving back part of an
+  earlier iteration's gain is no regression. ``previous`` measures each iteration against the last accepted model.
 
 The loop keeps the previous model when the gate rejects, and records the reasons.
 """
@@ -16,6 +19,7 @@ The loop keeps the previous model when the gate rejects, and records the reasons
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -43,6 +47,10 @@ class GateConfig(BaseModel):
         description="Lower-is-better benchmarks whose sum must fall for an iteration to be accepted (the "
         "discrimination rule: attack success + over-refusal); [] turns the rule off.",
     )
+    regressions_against: Literal["baseline", "previous"] = Field(
+        "baseline", description="What the regression rules compare the tuned model with: the model the run started "
+        "from (baseline: the drift of all iterations together is limited) or the last accepted model (previous: "
+        "each step is). The discrimination rule always compares with the last accepted model.")
     require_present: bool = Field(
         False, description="Reject when a gated benchmark is missing from either result (default: skip that rule)."
     )
@@ -73,24 +81,28 @@ class GateConfig(BaseModel):
         return out
 
 
-def gate(before: dict, after: dict, rules: GateConfig) -> tuple[bool, list[str]]:
+def gate(before: dict, after: dict, rules: GateConfig, baseline: dict | None = None) -> tuple[bool, list[str]]:
     """``(accepted, reasons)``: reasons name each rule broken (empty when accepted).
 
-    ``before`` and ``after`` are ``run_evals`` results (or just their ``benchmarks`` mappings).
+    ``before`` (the last accepted model), ``after`` (the tuned one) and ``baseline`` (the model the run started from;
+    None: ``before``) are ``run_evals`` results (or just their ``benchmarks`` mappings).
     """
     if not rules.enabled:
         return True, []
     old, new = before.get("benchmarks", before), after.get("benchmarks", after)
     reasons: list[str] = []
     _discrimination(old, new, rules, reasons)
+    against_baseline = rules.regressions_against == "baseline" and baseline is not None
+    ref, which = (baseline.get("benchmarks", baseline), " (the baseline)") if against_baseline else (old, "")
     for name, allowed in rules.rules().items():
-        if not _present([name], old, new, rules, reasons):
+        if not _present([name], ref, new, rules, reasons):
             continue
-        b, a = float(old[name]["score"]), float(new[name]["score"])
+        b, a = float(ref[name]["score"]), float(new[name]["score"])
         worse = a - b if lower_is_better(name) else b - a
         if worse > allowed + 1e-12:
             verb = "rose" if lower_is_better(name) else "fell"
-            reasons.append(f"{name} {verb} from {b:.4f} to {a:.4f} ({worse:.4f} worse; at most {allowed:.4f} allowed)")
+            reasons.append(f"{name} {verb} from {b:.4f}{which} to {a:.4f} ({worse:.4f} worse; at most {allowed:.4f} "
+                           "allowed)")
     return not reasons, reasons
 
 

@@ -55,7 +55,7 @@ def write_run(path: str | Path, iterations: int = 3, records: int = 200, seed: i
     run.write_config(dump_config(cfg))
     pool = [_prompt(rng, n) for n in range(records)]
     store, gate_cfg = Constitution(), GateConfig()
-    accepted_eval = _eval(rng, 0, pool) if evaluate else None
+    accepted_eval = baseline = _eval(rng, 0, pool) if evaluate else None
     if accepted_eval:
         write_json(run.layout.baseline.result, accepted_eval)
     for it in range(iterations):
@@ -76,7 +76,7 @@ def write_run(path: str | Path, iterations: int = 3, records: int = 200, seed: i
         if evaluate:
             tuned = _eval(rng, it + 1, pool, overrefusal=0.15 if it == 1 else 0.0)
             write_json(files.result, tuned)
-            accepted, reasons = gate(accepted_eval, tuned, gate_cfg)
+            accepted, reasons = gate(accepted_eval, tuned, gate_cfg, baseline)
             accepted_eval = tuned if accepted else accepted_eval
         _finish(run, files, summary | {"accepted": accepted, "gate_reasons": reasons})
     run.manifest.mark("final", status="done", target=cfg.models.target.model_dump())
