@@ -129,6 +129,15 @@ def test_anchor_pairs_are_built_from_a_run_folder_when_its_config_trains_them(tm
     assert all(p.origin == "revision" for _, p in RunData.read(RunLayout(run)).pairs)
 
 
+def test_the_dpo_stage_is_keyed_by_what_trains_not_by_what_chooses_its_pairs():
+    from iteralign.stages.dpo_job import DPOSettings
+    from iteralign.steps import preference_inputs
+
+    base = preference_inputs(DPOSettings())
+    assert preference_inputs(DPOSettings(anchors=False, replay_anchors=True, anchor_refusals=3)) == base
+    assert preference_inputs(DPOSettings(beta=0.3)) != base and "learning_rate" in base
+
+
 def test_anchor_answers_by_setting_each_prompt_once():
     def answer(i):
         return Answer(id=f"a{i}", prompt=Prompt(id=f"a{i}", text=f"q{i}", intent="benign"), response="r")

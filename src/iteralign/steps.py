@@ -29,6 +29,7 @@ from iteralign.training_data import replay_examples
 
 if TYPE_CHECKING:  # pragma: no cover
     from iteralign.config import RunConfig
+    from iteralign.stages.dpo_job import DPOSettings
     from iteralign.stages.sft_job import SFTConfig
 
 
@@ -222,7 +223,7 @@ class Steps:
                                     seed=self.cfg.run.seed, trust_remote_code=target.trust_remote_code,
                                     chat_template=target.chat_template))
 
-        inputs = {"model": handle, "pairs": pairs, "sft": training_inputs(sft_cfg), "dpo": dpo_cfg,
+        inputs = {"model": handle, "pairs": pairs, "sft": training_inputs(sft_cfg), "dpo": preference_inputs(dpo_cfg),
                   "seed": self.cfg.run.seed}
         self.runner(Stage(files.key("dpo"), files.dpo, inputs, compute, lambda: json.loads(files.dpo_stats.read_text()),
                           lambda: files.dpo_adapter.is_dir() and files.dpo_stats.is_file()))
@@ -276,6 +277,12 @@ class Steps:
             return lambda failure: current
         return lambda failure: store.relevant(failure.prompt.text, self.cfg.reflect.principles_k,
                                               principle_kind(failure))
+
+
+def preference_inputs(dpo: "DPOSettings") -> dict:
+    """The DPO settings that change the trained weights: not those that choose the pairs (anchors), which reach the
+    stage through its pairs, so that a run whose pairs come out the same is not trained again."""
+    return dpo.model_dump(exclude={"anchors", "replay_anchors", "anchor_refusals"})
 
 
 def training_inputs(sft: "SFTConfig") -> dict:
