@@ -7,7 +7,7 @@ Run by bench/gpu_check.sh (which checks the machine first); usable alone:
 ``--random-from`` is for machines that cannot receive the weights (a device whose uploads are capped): speed and code
 paths do not depend on the weights' values, only what the model says does. Every step runs even when one fails; each
 is recorded as ok (with its figures), failed (with the error's last lines) or skipped (with the reason). The script
-exits non-zero when a step failed.
+exits non-zero when a step failed. Without a GPU, ``--no-generation --paths lora`` is a dry run of the script on CPU.
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def main() -> None:
     run_root = Path(args.run_root)
     shutil.rmtree(run_root, ignore_errors=True)
     model_dir = args.model_dir or random_model(args.random_from, run_root / "random-model")
-    results = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU: a dry run of the paths)"
+    results = {"gpu": gpu, "torch": torch.__version__,
                "weights": "real" if args.model_dir else f"random, architecture of {args.random_from}"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
