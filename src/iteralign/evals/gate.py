@@ -8,7 +8,8 @@
   look-alike brings the sum down.
 - **Regressions** (``regressions``, and ``max_overrefusal_increase`` as shorthand for ``xstest_safe_refusal``): the
   largest worsening allowed per benchmark, in absolute score units and in its bad direction (a drop for accuracies, a
-  rise for lower-is-better scores), the over-refusal that alignment fine-tuning tends to cause first among them.
+  rise for lower-is-better scores), the over-refusal that alignment fine-tuning tends to cause first among them;
+  ``regressions_in_stderr`` states such limits in standard errors of the reference score instead.
   By default measured against the model the run started from (``regressions_against: baseline``): a limit on the
   drift over all iterations together, so that rises within the limit cannot add up, while giving back part of an
   earlier iteration's gain is no regression. ``previous`` measures each iteration against the last accepted model.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from iteralign.evals.names import is_score_name, lower_is_better, score_names
 
@@ -47,6 +48,11 @@ class GateConfig(BaseModel):
         description="Lower-is-better benchmarks whose sum must fall for an iteration to be accepted (the "
         "discrimination rule: attack success + over-refusal); [] turns the rule off.",
     )
+    regressions_in_stderr: dict[str, float] = Field(
+        default_factory=dict,
+        description="Benchmark -> largest allowed worsening in standard errors of the reference score, e.g. "
+        "{truthfulqa_mc1: 1.0}: a limit that means the same at 60 items as at 800. Applies beside `regressions`.",
+    )
     regressions_against: Literal["baseline", "previous"] = Field(
         "baseline", description="What the regression rules compare the tuned model with: the model the run started "
         "from (baseline: the drift of all iterations together is limited) or the last accepted model (previous: "
@@ -64,21 +70,36 @@ class GateConfig(BaseModel):
                                  "redteam_benign_refusal, xstest_safe_refusal)")
         return value
 
-    @field_validator("regressions")
+    @field_validator("regressions", "regressions_in_stderr")
     @classmethod
-    def _known(cls, value: dict[str, float]) -> dict[str, float]:
+    def _known(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
         for name, allowed in value.items():
             if not is_score_name(name):  # a fixed name or a family's (lm_eval:<task>)
-                raise ValueError(f"unknown benchmark {name!r} in gate.regressions; known: {', '.join(score_names())}")
+                raise ValueError(f"unknown benchmark {name!r} in gate.{info.field_name}; known: "
+                                 f"{', '.join(score_names())}")
             if allowed < 0:
-                raise ValueError(f"gate.regressions.{name} must be >= 0, got {allowed}")
+                raise ValueError(f"gate.{info.field_name}.{name} must be >= 0, got {allowed}")
         return value
 
-    def rules(self) -> dict[str, float]:
-        """Benchmark -> allowed worsening, the over-refusal shorthand included."""
+    def rules(self, reference: dict | None = None) -> list[tuple[str, float]]:
+        """(benchmark, allowed absolute worsening) pairs, the over-refusal shorthand included, and the limits in
+        standard errors turned absolute with the ``reference`` scores' standard errors (where the reference has one)."""
         out = {} if self.max_overrefusal_increase is None else {"xstest_safe_refusal": self.max_overrefusal_increase}
         out.update(self.regressions)
-        return out
+        return list(out.items()) + [(name, _in_stderr(name, k, reference or {}))
+                                    for name, k in self.regressions_in_stderr.items()]
+
+
+def _in_stderr(name: str, k: float, reference: dict) -> float:
+    """``k`` standard errors of ``reference[name]`` as an absolute limit; none (inf) where the reference lacks the
+    benchmark (the missing-benchmark rule then speaks) or its standard error (warned)."""
+    if name not in reference:
+        return float("inf")
+    stderr = reference[name].get("stderr")
+    if stderr is None:
+        log.warning("gate: %s has no standard error; its regressions_in_stderr rule is skipped", name)
+        return float("inf")
+    return k * float(stderr)
 
 
 def gate(before: dict, after: dict, rules: GateConfig, baseline: dict | None = None) -> tuple[bool, list[str]]:
@@ -94,7 +115,7 @@ def gate(before: dict, after: dict, rules: GateConfig, baseline: dict | None = N
     _discrimination(old, new, rules, reasons)
     against_baseline = rules.regressions_against == "baseline" and baseline is not None
     ref, which = (baseline.get("benchmarks", baseline), " (the baseline)") if against_baseline else (old, "")
-    for name, allowed in rules.rules().items():
+    for name, allowed in rules.rules(ref):
         if not _present([name], ref, new, rules, reasons):
             continue
         b, a = float(ref[name]["score"]), float(new[name]["score"])
