@@ -22,7 +22,7 @@ from iteralign.records import Prompt, Revision
 from iteralign.roles import Roles
 from iteralign.run import RunDir, read_jsonl, write_json
 from iteralign.steps import Steps
-from iteralign.training_data import anchor_answers, lessons, preference_pairs, replay_examples, revision_examples
+from iteralign.training_data import AnchorSettings, iteration_pairs, lessons, replay_examples, revision_examples
 from iteralign.stopping import stop_reason
 
 log = logging.getLogger("iteralign")
@@ -75,8 +75,7 @@ def align(cfg: RunConfig, run: RunDir) -> None:
             revisions = steps.reflect(files, target, failures, store)
             taught = lessons(taught, revisions, cfg.train.carry_over)  # this round's, and earlier ones if carried
             examples = revision_examples(taught.values())  # kept revisions only
-            anchors = anchor_answers((cfg.train.dpo.anchors, cfg.train.dpo.replay_anchors), answers, replay)
-            pairs = preference_pairs(taught.values(), anchors, cfg.train.dpo.anchor_refusals)
+            pairs = iteration_pairs(taught.values(), answers, replay, AnchorSettings.of(cfg.train.dpo))
             summary |= {"principles": len(store.active()), "revisions": len(revisions),
                         "revisions_kept": sum(r.kept for r in revisions), "trained_revisions": len(examples)}
             count_uses(run, store)

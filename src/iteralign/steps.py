@@ -25,7 +25,7 @@ from iteralign.stages.judge import judge_stage
 from iteralign.stages.propose import principle_kind, propose
 from iteralign.stages.redteam import redteam
 from iteralign.stages.reflect import reflect
-from iteralign.training_data import replay_examples
+from iteralign.training_data import AnchorSettings, replay_examples
 
 if TYPE_CHECKING:  # pragma: no cover
     from iteralign.config import RunConfig
@@ -282,7 +282,7 @@ class Steps:
 def preference_inputs(dpo: "DPOSettings") -> dict:
     """The DPO settings that change the trained weights: not those that choose the pairs (anchors), which reach the
     stage through its pairs, so that a run whose pairs come out the same is not trained again."""
-    return dpo.model_dump(exclude={"anchors", "replay_anchors", "anchor_refusals"})
+    return dpo.model_dump(exclude=set(AnchorSettings._fields))
 
 
 def training_inputs(sft: "SFTConfig") -> dict:

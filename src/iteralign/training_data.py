@@ -10,6 +10,7 @@ function here; revisions and pairs follow the loop's ``kept`` flag), so the expo
 - ``preference_pairs(revisions, answers)``: for each kept revision, chosen = the revision, rejected = the failed
   answer it replaces (``PreferencePair.from_revision``, as the loop builds them for DPO), then, given the judged
   red-team answers, the ``anchor_pairs``: a benign prompt's good answer chosen over a refusal;
+  ``iteration_pairs`` builds an iteration's pairs by its ``AnchorSettings`` (for the loop and for ``RunData``);
 - ``RunData.read(layout)``: all of the above for a run folder, with the iteration each record comes from, and the
   constitution with its provenance;
 - row converters in the column layouts TRL, alignment-handbook and axolotl read: ``sft_row`` (``messages``, a
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from iteralign.constitution import Constitution, load
 from iteralign.judging.response_class import sentences
@@ -56,6 +57,27 @@ def replay_examples(answers: Iterable[Answer], cut: bool = False) -> list[Exampl
     return [Example(id=a.id, prompt=a.prompt, origin="replay", complete=a.finish_reason == "stop",
                     completion=a.response if a.finish_reason == "stop" else before_repetition(a.response))
             for a in answers if trainable_replay(a, cut)]
+
+
+class AnchorSettings(NamedTuple):
+    """The ``train.dpo`` keys that choose the anchor pairs (they act through the pairs, not on how DPO trains)."""
+
+    anchors: bool = False
+    replay_anchors: bool = False
+    anchor_refusals: int = 1
+
+    @classmethod
+    def of(cls, dpo) -> "AnchorSettings":
+        """From a ``DPOSettings`` (the run config's ``train.dpo``)."""
+        return cls(*(getattr(dpo, name) for name in cls._fields))
+
+
+def iteration_pairs(revisions: Iterable[Revision], answers: Iterable[Answer], replay: Iterable[Answer],
+                    settings: AnchorSettings) -> list[PreferencePair]:
+    """An iteration's preference pairs: its kept revisions', then anchors from its judged red-team ``answers`` (and
+    the ``replay`` answers, by ``settings``)."""
+    anchors = anchor_answers((settings.anchors, settings.replay_anchors), answers, replay)
+    return preference_pairs(revisions, anchors, settings.anchor_refusals)
 
 
 def preference_pairs(revisions: Iterable[Revision], answers: Iterable[Answer] = (),
@@ -115,13 +137,13 @@ class RunData:
     @classmethod
     def read(cls, layout: RunLayout) -> "RunData":
         """Read the run folder through its layout: every iteration's revisions, the replay set, the constitution."""
-        data, (anchors, with_replay, per_anchor) = cls(), anchor_settings(layout)
+        data, settings = cls(), anchor_settings(layout)
         replay = [Answer.model_validate(r) for r in read_jsonl(layout.replay)]
         for files in layout.iterations():
             revisions = [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
             answers = [Answer.model_validate(r) for r in read_jsonl(files.verdicts)]
             data.examples += [(files.index, e) for e in revision_examples(revisions)]
-            pairs = preference_pairs(revisions, anchor_answers((anchors, with_replay), answers, replay), per_anchor)
+            pairs = iteration_pairs(revisions, answers, replay, settings)
             data.pairs += [(files.index, p) for p in pairs]
             for answer in answers:
                 data.failure_prompts[answer.id] = answer.prompt.text
@@ -154,12 +176,13 @@ def replay_cut(layout: RunLayout) -> bool:
     return (_saved_config(layout).get("sft") or {}).get("replay_cut") == "train"
 
 
-def anchor_settings(layout: RunLayout) -> tuple[bool, bool, int]:
-    """The run config's ``train.dpo.anchors``, ``replay_anchors`` and ``anchor_refusals`` (runs from before the
-    first two keys built no anchors; before the third, one refusal per anchor)."""
+def anchor_settings(layout: RunLayout) -> AnchorSettings:
+    """The run config's anchor keys (a run from before a key was added used its ``AnchorSettings`` default: no
+    anchors, one refusal per anchor)."""
     cfg = _saved_config(layout)
     dpo = (cfg.get("train") or {}).get("dpo") or {}
-    return bool(dpo.get("anchors", False)), bool(dpo.get("replay_anchors", False)), int(dpo.get("anchor_refusals", 1))
+    return AnchorSettings(*(type(default)(dpo.get(name, default))
+                            for name, default in AnchorSettings._field_defaults.items()))
 
 
 def sft_row(example: Example, iteration: int | None = None) -> dict:
