@@ -26,13 +26,19 @@ from iteralign.types import GenerationParams, user
 
 PROMPTS = [user(f"Write a short paragraph about topic number {i}: the sea, the wind, a city, a machine.")
            for i in range(256)]
-ZERO3 = "configs/accelerate/deepspeed_zero3.yaml"
-FSDP = "configs/accelerate/fsdp.yaml"
+
+
+def one_process(accelerate_config: str) -> list[str]:
+    """Overrides that run SFT under ``accelerate launch`` with one of the shipped configs, on one process."""
+    return ["sft.launcher=accelerate", "sft.num_processes=1",
+            f"sft.accelerate_config=configs/accelerate/{accelerate_config}"]
+
+
 ITERATIONS = {  # name -> (extra --set overrides, python module the path needs)
     "lora": ([], None),
     "qlora": (["sft.quantization=4bit"], "bitsandbytes"),
-    "zero3": (["sft.launcher=accelerate", "sft.num_processes=1", f"sft.accelerate_config={ZERO3}"], "deepspeed"),
-    "fsdp": (["sft.launcher=accelerate", "sft.num_processes=1", f"sft.accelerate_config={FSDP}"], None),
+    "zero3": (one_process("deepspeed_zero3.yaml"), "deepspeed"),
+    "fsdp": (one_process("fsdp.yaml"), None),
 }
 
 
