@@ -149,9 +149,10 @@ class Steps:
         if not chosen or not self.cfg.redteam.contrast_ratio:
             return []
         oracle, batch = self.roles.oracle, self.cfg.models.oracle.batch_size
+        checker = self.roles.get(cfg.intent_model) if cfg.intent_model else oracle
         records = self.runner(Stage(files.key("lookalikes"), files.lookalikes,
-                                    {"oracle": oracle, "lookalikes": cfg, "failures": chosen},
-                                    lambda: write_lookalikes(chosen, oracle, cfg, files.lookalikes, batch)))
+                                    {"oracle": oracle, "checker": checker, "lookalikes": cfg, "failures": chosen},
+                                    lambda: write_lookalikes(chosen, oracle, checker, cfg, files.lookalikes, batch)))
         return [r.prompt() for r in records if r.kept]
 
     def propose(self, files: IterationFiles, failures: list[Answer]) -> Constitution:
