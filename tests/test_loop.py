@@ -208,6 +208,36 @@ def test_benign_twins_of_answered_harmful_prompts_join_the_next_pool(tmp_path):
     assert not (run / "iter-001" / "lookalikes.jsonl").exists()  # the last round: no next pool to join
 
 
+def test_twins_answered_in_the_same_iteration_become_anchors(tmp_path):
+    """``same_iteration``: the look-alikes of this round's harmful failures are red-teamed and judged in this round
+    (their own files and stages), their good answers are DPO anchors beside their twins' refusals, and they do not
+    join the next pool; a re-run repeats nothing."""
+    from iteralign.layout import RunLayout
+    from iteralign.training_data import RunData
+
+    cfg = load_config(scripted_config(tmp_path, extra={"redteam.lookalikes": {"same_iteration": True}}))
+    run = run_loop(cfg)
+    it0 = run / "iter-000"
+    kept = [t for t in read_jsonl(it0 / "lookalikes.jsonl") if t["kept"]]
+    answered = read_jsonl(it0 / "twins.redteam.jsonl")
+    assert kept and sorted(a["prompt"]["text"] for a in answered) == sorted(t["text"] for t in kept)
+    assert all(a["prompt"]["intent"] == "benign" and a["prompt"]["source"] == "lookalike" for a in answered)
+    judged = read_jsonl(it0 / "twins.verdicts.jsonl")
+    assert [j["id"] for j in judged] == [a["id"] for a in answered]
+    assert all(j["verdict"]["label"] == "aligned" for j in judged)  # the scripted target answers them
+    summary = json.loads((it0 / "summary.json").read_text())
+    assert summary["red_team"] == len(read_jsonl(it0 / "redteam.jsonl")) + len(answered)
+    pairs = RunData.read(RunLayout(run)).pairs
+    anchors = {p.prompt.text for it, p in pairs if it == 0 and p.origin == "anchor"}
+    assert {t["text"] for t in kept} <= anchors
+    assert not any(r["prompt"]["source"] == "lookalike" for r in read_jsonl(run / "iter-001" / "redteam.jsonl"))
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    assert stages["iter-000/twins.redteam"]["status"] == stages["iter-000/twins.judge"]["status"] == "done"
+    before, n_calls = fingerprint(run), calls(tmp_path)
+    run_loop(cfg)
+    assert calls(tmp_path) == n_calls and fingerprint(run) == before
+
+
 def test_no_twins_when_turned_off(tmp_path):
     run = run_loop(load_config(scripted_config(tmp_path, extra={"redteam.lookalikes": {"per_iteration": 0}})))
     assert not (run / "iter-000" / "lookalikes.jsonl").exists()

@@ -4,6 +4,7 @@
       config.yaml  manifest.json  ledger.json  constitution.yaml  split.json  replay.jsonl  report.md  report.html
       baseline/eval.json  baseline/eval.replies.jsonl
       iter-000/redteam.jsonl  verdicts.jsonl  lookalikes.jsonl  proposals.jsonl  constitution.in.yaml  revisions.jsonl
+               twins.redteam.jsonl  twins.verdicts.jsonl (with redteam.lookalikes.same_iteration)
                sft/ (adapter/ or model/, train_stats.json, job.json, checkpoints/)  dpo/ (adapter/, pairs/, ...)
                eval.json  eval.replies.jsonl  summary.json
 """
@@ -11,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -45,14 +46,25 @@ class IterationFiles(EvalFiles):
     """One iteration's files (its folder doubles as the folder of its evaluation)."""
 
     index: int = 0
+    part: str = ""  # "twins.": the red-team and judge files of the look-alikes answered in the same iteration
+
+    @property
+    def twins(self) -> "IterationFiles":
+        """The files of the failures' look-alikes red-teamed in this iteration (``redteam.lookalikes.same_iteration``):
+        ``twins.redteam.jsonl``, ``twins.verdicts.jsonl``, stages ``iter-NNN/twins.redteam`` and ``twins.judge``."""
+        return replace(self, part="twins.")
 
     @property
     def redteam(self) -> Path:
-        return self.dir / "redteam.jsonl"
+        return self.dir / f"{self.part}redteam.jsonl"
 
     @property
     def verdicts(self) -> Path:
-        return self.dir / "verdicts.jsonl"
+        return self.dir / f"{self.part}verdicts.jsonl"
+
+    def judged(self) -> list[Path]:
+        """The iteration's judged red-team answers: the pool's, then the same-iteration twins' where there are any."""
+        return [path for path in (self.verdicts, self.twins.verdicts) if path == self.verdicts or path.exists()]
 
     @property
     def proposals(self) -> Path:
@@ -104,7 +116,7 @@ class IterationFiles(EvalFiles):
 
     def key(self, stage: str) -> str:
         """The manifest key of one of this iteration's stages, e.g. ``iter-000/judge``."""
-        return f"{self.name}/{stage}"
+        return f"{self.name}/{self.part}{stage}"
 
 
 ITERATION_DIR = re.compile(r"iter-(\d{3,})")

@@ -64,8 +64,10 @@ def align(cfg: RunConfig, run: RunDir) -> None:
         pool += [p for p in twins.values() if p.id not in in_pool]
         files.dir.mkdir(exist_ok=True)
         answers = steps.judge(files, steps.redteam(files, target, pool))
+        if cfg.redteam.lookalikes.same_iteration:  # the failures' twins, answered and judged beside them
+            answers += steps.twin_answers(files, target, [a for a in answers if a.failed], held_out | in_pool)
         failures = [a for a in answers if a.failed]
-        if it + 1 < cfg.stop.max_iterations:  # twins join the next pool: none are written in the last round
+        if it + 1 < cfg.stop.max_iterations and not cfg.redteam.lookalikes.same_iteration:  # join the next pool
             twins |= {p.id: p for p in steps.lookalikes(files, failures) if p.id not in held_out}
         summary = {"iteration": it, "red_team": len(answers), "failures": len(failures),
                    "unknown": sum(a.verdict.label == "unknown" for a in answers),

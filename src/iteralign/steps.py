@@ -155,6 +155,13 @@ class Steps:
                                     lambda: write_lookalikes(chosen, oracle, checker, cfg, files.lookalikes, batch)))
         return [r.prompt() for r in records if r.kept]
 
+    def twin_answers(self, files: IterationFiles, target: ModelConfig, failures: list[Answer],
+                     exclude: set[str]) -> list[Answer]:
+        """The look-alikes of this iteration's harmful failures (``lookalikes``), bar the prompts in ``exclude``,
+        red-teamed and judged in this iteration (``twins.redteam.jsonl``, ``twins.verdicts.jsonl``)."""
+        twins = [p for p in self.lookalikes(files, failures) if p.id not in exclude]
+        return self.judge(files.twins, self.redteam(files.twins, target, twins)) if twins else []
+
     def propose(self, files: IterationFiles, failures: list[Answer]) -> Constitution:
         """Principles proposed from the failures and added, deduplicated, to the store in ``constitution.yaml``.
 

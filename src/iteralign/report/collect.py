@@ -198,7 +198,9 @@ class _IterFiles:
 
     @classmethod
     def read(cls, files: IterationFiles) -> "_IterFiles":
-        return cls(files, _records(files.redteam, Answer), {a.id: a for a in _records(files.verdicts, Answer)},
+        parts = [files] + ([files.twins] if files.twins.redteam.exists() else [])
+        return cls(files, [a for part in parts for a in _records(part.redteam, Answer)],
+                   {a.id: a for path in files.judged() for a in _records(path, Answer)},
                    _records(files.revisions, Revision), _json(files.train_stats))
 
 

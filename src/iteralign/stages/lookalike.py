@@ -1,12 +1,12 @@
 """Look-alike prompts: for harmful requests the target answered, the oracle writes harmless requests on the same
 topic with the same alarming words. Output: ``lookalikes.jsonl`` (``Lookalike`` records).
 
-They are the loop's own contrast prompts: red-teamed in the next iteration beside the harmful ones, so that each
-harmful failure is paired with a benign twin and the target is trained to tell them apart rather than to refuse a
-topic (a refusal of the twin is an over-refusal, and yields a ``permit`` principle). A candidate is kept only when
-the intent classifier (``judging/intent.py``: a probe on ``intent_model``'s hidden states where one is shipped for
-it, else the closed question, read by label log-probabilities) calls it benign; one that restates its harmful source
-is dropped as well.
+They are the loop's own contrast prompts: red-teamed in the next iteration (or, with ``same_iteration``, in this
+one) beside the harmful ones, so that each harmful failure is paired with a benign twin and the target is trained to
+tell them apart rather than to refuse a topic (a refusal of the twin is an over-refusal, and yields a ``permit``
+principle). A candidate is kept only when the intent classifier (``judging/intent.py``: a probe on
+``intent_model``'s hidden states where one is shipped for it, else the closed question, read by label
+log-probabilities) calls it benign; one that restates its harmful source is dropped as well.
 
 Why this prompt and this check: asked for "a harmless request on the same topic", Qwen2.5-Coder-1.5B mostly
 rewrote the harmful request, and asked "HARMFUL or BENIGN?" in free text it called 40 of 43 candidates harmful,
@@ -34,6 +34,10 @@ from iteralign.types import GenerationParams, Strict, user
 class LookalikeConfig(Strict):
     per_iteration: int = Field(8, ge=0, description="Harmful failures per iteration that get an oracle-written "
                                "benign look-alike, red-teamed in the next iteration (0 = off).")
+    same_iteration: bool = Field(False, description="Red-team and judge the look-alikes in the iteration that wrote "
+                                 "them, beside their harmful twins: each answered well is a DPO anchor, each refused "
+                                 "an over-refusal to revise, trained together with the refusal of its twin (minimal "
+                                 "pairs in one step); false: they join the next iteration's pool.")
     generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=60))
     template: str | None = Field(None, description="A YAML file replacing prompts/lookalike.yaml.")
     intent_model: ModelConfig | None = Field(None, description="Checks each candidate's intent (the verdict judge's "
