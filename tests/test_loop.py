@@ -86,21 +86,25 @@ def _kill_when(cmd: list[str], path: Path, min_lines: int, timeout: float = 60) 
         proc.wait()
 
 
-@pytest.mark.parametrize("stage_file,lines", [
-    ("iter-000/redteam.jsonl", 1), ("iter-000/verdicts.jsonl", 1), ("iter-000/proposals.jsonl", 1),
-    ("iter-000/revisions.jsonl", 1), ("iter-001/redteam.jsonl", 2),
+TWINS_NOW = {"redteam.lookalikes": {"same_iteration": True}}
+
+
+@pytest.mark.parametrize("stage_file,lines,extra", [
+    ("iter-000/redteam.jsonl", 1, None), ("iter-000/verdicts.jsonl", 1, None), ("iter-000/proposals.jsonl", 1, None),
+    ("iter-000/revisions.jsonl", 1, None), ("iter-001/redteam.jsonl", 2, None),
+    ("iter-000/lookalikes.jsonl", 1, TWINS_NOW), ("iter-000/twins.redteam.jsonl", 1, TWINS_NOW),
 ])
-def test_sigkill_mid_stage_then_resume_equals_uninterrupted(tmp_path, stage_file, lines):
+def test_sigkill_mid_stage_then_resume_equals_uninterrupted(tmp_path, stage_file, lines, extra):
     clean_dir, killed_dir = tmp_path / "clean", tmp_path / "killed"
     clean_dir.mkdir(), killed_dir.mkdir()
-    clean = run_loop(load_config(scripted_config(clean_dir, name="r")))
+    clean = run_loop(load_config(scripted_config(clean_dir, name="r", extra=extra)))
     clean_calls = calls(clean_dir)
 
-    cfg_path = scripted_config(killed_dir, latency=0.05, name="r")
+    cfg_path = scripted_config(killed_dir, latency=0.05, name="r", extra=extra)
     cmd = [sys.executable, "-m", "iteralign.cli", "run", str(cfg_path)]
     _kill_when(cmd, killed_dir / "runs" / "r" / stage_file, lines)
     assert not (killed_dir / "runs" / "r" / "report.md").exists(), "the run finished before it was killed"
-    resumed = run_loop(load_config(scripted_config(killed_dir, name="r")))
+    resumed = run_loop(load_config(scripted_config(killed_dir, name="r", extra=extra)))
 
     assert fingerprint(resumed) == fingerprint(clean)
     # No repeated model calls: the killed process and the resume together made as many calls as a clean run,
