@@ -138,6 +138,17 @@ def test_the_dpo_stage_is_keyed_by_what_trains_not_by_what_chooses_its_pairs():
     assert preference_inputs(DPOSettings(beta=0.3)) != base and "learning_rate" in base
 
 
+def test_sft_weight_adds_trls_sft_loss_and_keeps_older_dpo_stages():
+    from iteralign.stages.dpo_job import loss_terms
+    from iteralign.steps import preference_inputs
+
+    assert loss_terms(DPOSettings()) == {"loss_type": ["sigmoid"]}
+    assert loss_terms(DPOSettings(sft_weight=0.5, loss_type="ipo")) == {"loss_type": ["ipo", "sft"],
+                                                                        "loss_weights": [1.0, 0.5]}
+    assert "sft_weight" not in preference_inputs(DPOSettings())  # a run folder from before the key: same stage key
+    assert preference_inputs(DPOSettings(sft_weight=1.0))["sft_weight"] == 1.0
+
+
 def test_anchor_answers_by_setting_each_prompt_once():
     def answer(i):
         return Answer(id=f"a{i}", prompt=Prompt(id=f"a{i}", text=f"q{i}", intent="benign"), response="r")
@@ -163,7 +174,8 @@ def answer_logprob(model, tokenizer, eos, prompt: str, answer: str) -> float:
 
 
 @pytest.mark.model
-def test_one_dpo_step_raises_the_chosen_minus_rejected_log_ratio(smol_path, tmp_path, capsys, caplog):
+@pytest.mark.parametrize("sft_weight", [0.0, 1.0])  # DPO alone, and RPO (with the chosen answers' NLL)
+def test_one_dpo_step_raises_the_chosen_minus_rejected_log_ratio(smol_path, tmp_path, capsys, caplog, sft_weight):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -182,10 +194,13 @@ def test_one_dpo_step_raises_the_chosen_minus_rejected_log_ratio(smol_path, tmp_
     cfg = SFTConfig(epochs=1, batch_size=2, lora_r=8, lora_alpha=16, lora_dropout=0.0, warmup_ratio=0.0,
                     max_length=128)
     job = DPOJob(base=str(smol_path), pairs=pairs, out_dir=str(tmp_path / "dpo"), cfg=cfg,
-                 dpo=DPOSettings(beta=0.1, learning_rate=5e-3, epochs=1))
+                 dpo=DPOSettings(beta=0.1, learning_rate=5e-3, epochs=1, sft_weight=sft_weight))
     with caplog.at_level("INFO", logger="iteralign.progress"):
         stats = train_dpo(job)
     assert stats["steps"] == 1 and (tmp_path / "dpo/adapter/adapter_model.safetensors").is_file()
+    dpo_loss = 0.6931  # log 2: the first step's policy is its reference; RPO adds the chosen answers' NLL to it
+    first = stats["losses"][0]
+    assert first > dpo_loss + 0.3 if sft_weight else first == pytest.approx(dpo_loss, abs=1e-3)
     assert "{'loss'" not in capsys.readouterr().out  # off a terminal: a progress line per step, not printed dicts
     assert any(r.getMessage().startswith("dpo: 1/1 step") for r in caplog.records)
     assert not (tmp_path / "dpo/adapter/ref").exists()  # TRL's frozen reference copy is not published
@@ -203,4 +218,7 @@ def test_one_dpo_step_raises_the_chosen_minus_rejected_log_ratio(smol_path, tmp_
     tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(smol_path), dtype=torch.float32),
                                       str(tmp_path / "dpo/adapter"))
     assert margin(tuned) > before  # the log-ratio of chosen over rejected rose against the reference
+    if sft_weight:  # and the chosen answers themselves became more likely
+        chosen = lambda model: sum(answer_logprob(model, tokenizer, eos, p.prompt.text, p.chosen) for p in pairs)
+        assert chosen(tuned) > chosen(base)
     assert json.loads((tmp_path / "dpo/train_stats.json").read_text())["pairs"] == 2

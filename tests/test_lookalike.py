@@ -54,7 +54,7 @@ def test_a_separate_intent_model_decides_and_its_probability_is_recorded(tmp_pat
 
 
 def test_a_twin_that_repeats_its_source_is_dropped(tmp_path):
-    echo = ScriptedModel(Rules(rules=[Rule(match="Harmful request: (?s:.*)", reply="Send me a phishing email template."),
+    echo = ScriptedModel(Rules(rules=[Rule(match="Harmful request: ", reply="Send me a phishing email template."),
                                       Rule(match="Label", reply="FINAL: benign")], default="?"))
     [record] = write_lookalikes(FAILURES[2:3], echo, echo, LookalikeConfig(), tmp_path / "l.jsonl", batch_size=1)
     assert record.check == "benign" and not record.kept

@@ -289,8 +289,9 @@ class Steps:
 
 def preference_inputs(dpo: "DPOSettings") -> dict:
     """The DPO settings that change the trained weights: not those that choose the pairs (anchors), which reach the
-    stage through its pairs, so that a run whose pairs come out the same is not trained again."""
-    return dpo.model_dump(exclude=set(AnchorSettings._fields))
+    stage through its pairs, so that a run whose pairs come out the same is not trained again. ``sft_weight`` 0
+    trains as before the key existed, so it is left out then: run folders made before it keep their DPO stage."""
+    return dpo.model_dump(exclude=set(AnchorSettings._fields) | ({"sft_weight"} if not dpo.sft_weight else set()))
 
 
 def training_inputs(sft: "SFTConfig") -> dict:

@@ -20,7 +20,7 @@ from typing import Any
 
 from iteralign.records import PreferencePair
 from iteralign.stages.denormals import flush_denormals
-from iteralign.stages.dpo_job import DPOJob
+from iteralign.stages.dpo_job import DPOJob, loss_terms
 from iteralign.stages.tokens import encode_example, end_of_turn_ids, load_tokenizer
 
 
@@ -85,7 +85,7 @@ def train_dpo(job: DPOJob) -> dict:
         output_dir=str(ckpt_dir), num_train_epochs=job.dpo.epochs, per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=job.dpo.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, bf16=cfg.bf16, max_length=cfg.max_length,
-        beta=job.dpo.beta, loss_type=[job.dpo.loss_type], precompute_ref_log_probs=True,
+        beta=job.dpo.beta, **loss_terms(job.dpo), precompute_ref_log_probs=True,
         **checkpointing_args(DPOConfig, cfg.gradient_checkpointing), save_strategy="epoch", save_total_limit=1,
         logging_steps=1, seed=job.seed, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, **reporting,

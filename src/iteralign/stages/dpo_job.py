@@ -24,6 +24,10 @@ class DPOSettings(Strict):
     learning_rate: float = Field(5e-5, gt=0)
     epochs: float = Field(2.0, gt=0)
     loss_type: str = Field("sigmoid", description="TRL's DPO loss (sigmoid is the paper's; also ipo, hinge, ...).")
+    sft_weight: float = Field(0.0, ge=0, description="Adds the chosen answers' negative log-likelihood (per token, "
+                              "TRL's `sft` loss) with this weight: RPO (Pang et al. 2024). DPO alone may lower the "
+                              "chosen answer's likelihood as long as the rejected one falls faster; this keeps the "
+                              "revisions and the anchors' answers likely. 0: DPO alone.")
     anchors: bool = Field(True, description="Also prefer, for each benign red-team prompt the target answered well, "
                           "its answer over a refusal (the iteration's own, from its refusing revisions): the other "
                           "side of the refusals it learns, so that it does not learn to refuse the look-alikes "
@@ -33,6 +37,13 @@ class DPOSettings(Strict):
                                  "on where not to refuse, against the same refusing pairs.")
     replay_anchors: bool = Field(False, description="With anchors, the replay answers (the untuned target's good "
                                  "answers to built-in benign prompts, half of them risky-sounding) make anchors too.")
+
+
+def loss_terms(dpo: DPOSettings) -> dict:
+    """``DPOConfig``'s ``loss_type`` and ``loss_weights``: the DPO loss, and TRL's ``sft`` loss by ``sft_weight``."""
+    if not dpo.sft_weight:
+        return {"loss_type": [dpo.loss_type]}
+    return {"loss_type": [dpo.loss_type, "sft"], "loss_weights": [1.0, dpo.sft_weight]}
 
 
 class TrainConfig(Strict):
