@@ -14,11 +14,13 @@ import pytest
 
 from iteralign.config import load_config
 from iteralign.constitution import load
+from iteralign.layout import RunLayout
 from iteralign.loop import run_loop
 from iteralign.constitution import Principle
 from iteralign.records import Answer, Prompt
 from iteralign.run import read_jsonl
 from iteralign.steps import Steps
+from iteralign.training_data import RunData
 from loop_helpers import calls, fingerprint, scripted_config
 
 
@@ -216,9 +218,6 @@ def test_twins_answered_in_the_same_iteration_become_anchors(tmp_path):
     """``same_iteration``: the look-alikes of this round's harmful failures are red-teamed and judged in this round
     (their own files and stages), their good answers are DPO anchors beside their twins' refusals, and they do not
     join the next pool; a re-run repeats nothing."""
-    from iteralign.layout import RunLayout
-    from iteralign.training_data import RunData
-
     cfg = load_config(scripted_config(tmp_path, extra={"redteam.lookalikes": {"same_iteration": True}}))
     run = run_loop(cfg)
     it0 = run / "iter-000"
@@ -240,6 +239,20 @@ def test_twins_answered_in_the_same_iteration_become_anchors(tmp_path):
     before, n_calls = fingerprint(run), calls(tmp_path)
     run_loop(cfg)
     assert calls(tmp_path) == n_calls and fingerprint(run) == before
+
+
+def test_when_twins_are_red_teamed_does_not_rewrite_them(tmp_path):
+    """The look-alike stage is keyed by what it writes from: switching ``same_iteration`` off (twins join the next
+    pool instead) reuses the twins already written, and so does an older run folder's key (no ``intent_model``)."""
+    run_loop(load_config(scripted_config(tmp_path, extra={"redteam.lookalikes": {"same_iteration": True}})))
+    asked = (tmp_path / "calls-oracle.log").read_text().count("Harmful request:")
+    run = run_loop(load_config(scripted_config(tmp_path, extra={"redteam.lookalikes": {"same_iteration": False}})))
+    assert (tmp_path / "calls-oracle.log").read_text().count("Harmful request:") == asked > 0
+    twins = {t["text"] for t in read_jsonl(run / "iter-000" / "lookalikes.jsonl") if t["kept"]}
+    assert twins <= {r["prompt"]["text"] for r in read_jsonl(run / "iter-001" / "redteam.jsonl")}
+    assert (run / "iter-000" / "twins.verdicts.jsonl").exists()  # the first config's, no longer part of the run
+    anchors = {p.prompt.text for it, p in RunData.read(RunLayout(run)).pairs if it == 0 and p.origin == "anchor"}
+    assert not anchors & twins
 
 
 def test_no_twins_when_turned_off(tmp_path):

@@ -62,9 +62,10 @@ class IterationFiles(EvalFiles):
     def verdicts(self) -> Path:
         return self.dir / f"{self.part}verdicts.jsonl"
 
-    def judged(self) -> list[Path]:
-        """The iteration's judged red-team answers: the pool's, then the same-iteration twins' where there are any."""
-        return [path for path in (self.verdicts, self.twins.verdicts) if path == self.verdicts or path.exists()]
+    def judged(self, twins: bool) -> list[Path]:
+        """The files of the iteration's judged red-team answers: the pool's, then, with ``twins`` (the run config's
+        ``redteam.lookalikes.same_iteration``), the twins' where there are any."""
+        return [self.verdicts] + ([self.twins.verdicts] if twins and self.twins.verdicts.exists() else [])
 
     @property
     def proposals(self) -> Path:

@@ -150,8 +150,10 @@ class Steps:
             return []
         oracle, batch = self.roles.oracle, self.cfg.models.oracle.batch_size
         checker = self.roles.get(cfg.intent_model) if cfg.intent_model else oracle
-        records = self.runner(Stage(files.key("lookalikes"), files.lookalikes,
-                                    {"oracle": oracle, "checker": checker, "lookalikes": cfg, "failures": chosen},
+        # when they are red-teamed does not change what is written; a checker apart from the oracle is a model input
+        inputs = {"oracle": oracle, "lookalikes": cfg.model_dump(exclude={"same_iteration", "intent_model"}),
+                  "failures": chosen} | ({"checker": checker} if cfg.intent_model else {})
+        records = self.runner(Stage(files.key("lookalikes"), files.lookalikes, inputs,
                                     lambda: write_lookalikes(chosen, oracle, checker, cfg, files.lookalikes, batch)))
         return [r.prompt() for r in records if r.kept]
 

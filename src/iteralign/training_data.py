@@ -137,11 +137,11 @@ class RunData:
     @classmethod
     def read(cls, layout: RunLayout) -> "RunData":
         """Read the run folder through its layout: every iteration's revisions, the replay set, the constitution."""
-        data, settings = cls(), anchor_settings(layout)
+        data, settings, twins = cls(), anchor_settings(layout), twins_in_iteration(layout)
         replay = [Answer.model_validate(r) for r in read_jsonl(layout.replay)]
         for files in layout.iterations():
             revisions = [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
-            answers = [Answer.model_validate(r) for path in files.judged() for r in read_jsonl(path)]
+            answers = [Answer.model_validate(r) for path in files.judged(twins) for r in read_jsonl(path)]
             data.examples += [(files.index, e) for e in revision_examples(revisions)]
             pairs = iteration_pairs(revisions, answers, replay, settings)
             data.pairs += [(files.index, p) for p in pairs]
@@ -174,6 +174,13 @@ def _saved_config(layout: RunLayout) -> dict:
 def replay_cut(layout: RunLayout) -> bool:
     """Whether the run trained cut replay answers (``sft.replay_cut: train``; runs from before the key did not)."""
     return (_saved_config(layout).get("sft") or {}).get("replay_cut") == "train"
+
+
+def twins_in_iteration(layout: RunLayout) -> bool:
+    """Whether the run answered its look-alikes in the iteration that wrote them (``redteam.lookalikes.
+    same_iteration``), so that ``twins.verdicts.jsonl`` is part of its iterations (a leftover of an earlier config
+    is not)."""
+    return bool(((_saved_config(layout).get("redteam") or {}).get("lookalikes") or {}).get("same_iteration"))
 
 
 def anchor_settings(layout: RunLayout) -> AnchorSettings:

@@ -21,6 +21,7 @@ import yaml
 from iteralign.layout import IterationFiles, RunLayout
 from iteralign.records import Answer, Record, Revision
 from iteralign.run import read_jsonl
+from iteralign.training_data import twins_in_iteration
 
 R = TypeVar("R", bound=Record)
 
@@ -173,7 +174,8 @@ def collect(path: str | Path) -> RunData:
         raise FileNotFoundError(f"{path}: no manifest.json; is this an iteralign run folder?")
     config_text = layout.config.read_text(encoding="utf-8") if layout.config.exists() else ""
     summaries = {s["iteration"]: s for s in manifest.get("iterations", [])}
-    records = {files.index: _IterFiles.read(files) for files in layout.iterations()}
+    twins = twins_in_iteration(layout)
+    records = {files.index: _IterFiles.read(files, twins) for files in layout.iterations()}
     principles_raw = _principles(layout.constitution)
     iterations = [_iteration(i, summaries.get(i, {}), records[i], principles_raw) for i in sorted(records)]
     examples, counts = _examples(records)
@@ -197,10 +199,11 @@ class _IterFiles:
     train: dict | None
 
     @classmethod
-    def read(cls, files: IterationFiles) -> "_IterFiles":
-        parts = [files] + ([files.twins] if files.twins.redteam.exists() else [])
+    def read(cls, files: IterationFiles, twins: bool) -> "_IterFiles":
+        """``twins``: the run answered its look-alikes in the same iteration (``training_data.twins_in_iteration``)."""
+        parts = [files] + ([files.twins] if twins else [])
         return cls(files, [a for part in parts for a in _records(part.redteam, Answer)],
-                   {a.id: a for path in files.judged() for a in _records(path, Answer)},
+                   {a.id: a for path in files.judged(twins) for a in _records(path, Answer)},
                    _records(files.revisions, Revision), _json(files.train_stats))
 
 
