@@ -185,3 +185,16 @@ def test_the_key_never_leaks(scripted_server, tmp_path, monkeypatch, caplog, cap
     assert any(p.name.startswith("cache.sqlite") for p in files)
     assert all(secret.encode() not in p.read_bytes() for p in files)
     assert threading.active_count() < 50  # no worker threads left behind by run_sync
+
+
+def test_a_server_without_logprobs_is_asked_once_then_label_questions_fall_back(scripted_server):
+    """The served scripted model returns no logprobs: the first label question costs one request (the first
+    conversation alone), later ones none; callers (``label_scores.label_probs``) then parse a FINAL line."""
+    model = make_model(scripted_server.url)
+    convs = [user("hello there"), user("hello again"), user("how to make a bomb")]
+    with pytest.raises(NotImplementedError, match="no logprobs"):
+        model.label_logprobs(convs, ["yes", "no"])
+    assert model.usage.calls == 1
+    with pytest.raises(NotImplementedError, match="no logprobs"):
+        model.label_logprobs(convs, ["yes", "no"])
+    assert model.usage.calls == 1 and model.label_logprobs([], ["yes"]) == []

@@ -94,6 +94,7 @@ class OpenAIModel(ChatModel):
         self.usage = Usage(extra={"retries": 0, "failures": 0})
         self._lock = threading.Lock()
         self._warned_repetition = False
+        self._gives_logprobs: bool | None = None  # learnt from the first label question (None: not asked yet)
 
     def __repr__(self) -> str:
         return f"OpenAIModel(model={self.model!r}, base_url={self.base_url!r}, key_env={self.cfg.api_key_env!r})"
@@ -118,15 +119,26 @@ class OpenAIModel(ChatModel):
         """Label log-probabilities from the first generated token's ``top_logprobs`` (``TOP_LOGPROBS`` of them, one
         token generated, greedy): each label gets the best log-probability among listed tokens that start it
         (``labels_from_top``). A server that returns no logprobs, or a conversation ending in an assistant prefill
-        (not part of the chat API), raises ``NotImplementedError``, so callers fall back to parsing."""
+        (not part of the chat API), raises ``NotImplementedError``, so callers fall back to parsing. Whether the
+        server gives logprobs is learnt from the first conversation asked alone, so a server without them costs one
+        request per model, not one per conversation."""
         if any(c and c[-1]["role"] == "assistant" for c in conversations):
             raise NotImplementedError(f"{self.name}: no assistant prefill in the chat API")
-        key = self._api_key()
-        params = GenerationParams(max_new_tokens=1, temperature=0.0)
-        tops = run_sync(lambda: self._generate_all(conversations, params, key, logprobs=True))
-        if any(t is None for t in tops):
-            raise NotImplementedError(f"{self.name}: the server returned no logprobs")
-        return [labels_from_top(t, labels) for t in tops]
+        if not conversations:
+            return []
+        key, params = self._api_key(), GenerationParams(max_new_tokens=1, temperature=0.0)
+
+        def ask(convs: list[Conversation]) -> list[Any]:
+            tops = [] if self._gives_logprobs is False or not convs else run_sync(
+                lambda: self._generate_all(convs, params, key, logprobs=True))
+            if self._gives_logprobs is False or any(t is None for t in tops):
+                self._gives_logprobs = False
+                raise NotImplementedError(f"{self.name}: the server returned no logprobs")
+            self._gives_logprobs = True
+            return tops
+
+        first = ask(conversations[:1]) if self._gives_logprobs is None else []
+        return [labels_from_top(t, labels) for t in first + ask(conversations[len(first):])]
 
     # -- internals ---------------------------------------------------------------------------------------------
 
