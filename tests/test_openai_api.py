@@ -198,3 +198,19 @@ def test_a_server_without_logprobs_is_asked_once_then_label_questions_fall_back(
     with pytest.raises(NotImplementedError, match="no logprobs"):
         model.label_logprobs(convs, ["yes", "no"])
     assert model.usage.calls == 1 and model.label_logprobs([], ["yes"]) == []
+
+
+def test_a_server_with_logprobs_answers_every_label_question_in_order(monkeypatch):
+    """The first question alone (it tells whether logprobs come back), the rest together; rows stay in order."""
+    model, sent = make_model("http://127.0.0.1:9/v1"), []
+
+    async def fake_generate_all(convs, params, key, logprobs=False):
+        sent.append(len(convs))
+        return [[("yes" if "yes" in c[-1]["content"] else "no", -0.1)] for c in convs]
+
+    monkeypatch.setattr(model, "_generate_all", fake_generate_all)
+    convs = [user("say yes"), user("say no"), user("yes again")]
+    rows = model.label_logprobs(convs, ["yes", "no"])
+    assert [max(r, key=r.get) for r in rows] == ["yes", "no", "yes"] and sent == [1, 2]
+    model.label_logprobs(convs, ["yes", "no"])
+    assert sent == [1, 2, 3]  # known to give logprobs: one batch
