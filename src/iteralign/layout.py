@@ -62,10 +62,10 @@ class IterationFiles(EvalFiles):
     def verdicts(self) -> Path:
         return self.dir / f"{self.part}verdicts.jsonl"
 
-    def judged(self, twins: bool) -> list[Path]:
-        """The files of the iteration's judged red-team answers: the pool's, then, with ``twins`` (the run config's
-        ``redteam.lookalikes.same_iteration``), the twins' where there are any."""
-        return [self.verdicts] + ([self.twins.verdicts] if twins and self.twins.verdicts.exists() else [])
+    def parts(self, twins: bool) -> list["IterationFiles"]:
+        """The iteration's red-team parts: the pool's files, then, with ``twins`` (the run config's
+        ``redteam.lookalikes.same_iteration``), the twins' (absent when no twin was written)."""
+        return [self] + ([self.twins] if twins else [])
 
     @property
     def proposals(self) -> Path:

@@ -141,7 +141,7 @@ class RunData:
         replay = [Answer.model_validate(r) for r in read_jsonl(layout.replay)]
         for files in layout.iterations():
             revisions = [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
-            answers = [Answer.model_validate(r) for path in files.judged(twins) for r in read_jsonl(path)]
+            answers = [Answer.model_validate(r) for part in files.parts(twins) for r in read_jsonl(part.verdicts)]
             data.examples += [(files.index, e) for e in revision_examples(revisions)]
             pairs = iteration_pairs(revisions, answers, replay, settings)
             data.pairs += [(files.index, p) for p in pairs]

@@ -201,9 +201,9 @@ class _IterFiles:
     @classmethod
     def read(cls, files: IterationFiles, twins: bool) -> "_IterFiles":
         """``twins``: the run answered its look-alikes in the same iteration (``training_data.twins_in_iteration``)."""
-        parts = [files] + ([files.twins] if twins else [])
+        parts = files.parts(twins)
         return cls(files, [a for part in parts for a in _records(part.redteam, Answer)],
-                   {a.id: a for path in files.judged(twins) for a in _records(path, Answer)},
+                   {a.id: a for part in parts for a in _records(part.verdicts, Answer)},
                    _records(files.revisions, Revision), _json(files.train_stats))
 
 
