@@ -74,10 +74,9 @@ def write_lookalikes(failures: list[Answer], oracle: ChatModel, checker: ChatMod
         convs = [few_shot(template) + user(template["user"].format(prompt=a.prompt.text)) for a in items]
         texts = [_one_line(c.text) for c in oracle.generate(convs, cfg.generation)]
         calls = intent_calls(checker, texts)
-        return [Lookalike(id=a.id, text=t, check=intent_label(c), p_harmful=round(c.p_harmful, 4),
-                          kept=bool(t) and intent_label(c) == "benign" and text_id(t) != a.prompt.id,
-                          category=a.prompt.category)
-                for a, t, c in zip(items, texts, calls)]
+        return [Lookalike(id=a.id, text=t, check=label, p_harmful=round(c.p_harmful, 4),
+                          kept=bool(t) and label == "benign" and text_id(t) != a.prompt.id, category=a.prompt.category)
+                for a, t, c, label in zip(items, texts, calls, map(intent_label, calls))]
 
     return process(failures, out, batch, batch_size, "look-alikes", Lookalike)
 
