@@ -33,7 +33,8 @@ from iteralign.types import GenerationParams, Strict, user
 
 class LookalikeConfig(Strict):
     per_iteration: int = Field(8, ge=0, description="Harmful failures per iteration that get an oracle-written "
-                               "benign look-alike, red-teamed in the next iteration (0 = off).")
+                               "benign look-alike, red-teamed in the next iteration or, with `same_iteration`, in "
+                               "this one (0 = off).")
     same_iteration: bool = Field(False, description="Red-team and judge the look-alikes in the iteration that wrote "
                                  "them, beside their harmful twins: each answered well is a DPO anchor, each refused "
                                  "an over-refusal to revise, trained together with the refusal of its twin (minimal "
