@@ -15,7 +15,8 @@ from iteralign.run import read_jsonl
 from iteralign.stages.dpo_job import DPOJob, DPOSettings
 from iteralign.stages.sft_job import SFTConfig
 from iteralign.text import before_repetition
-from iteralign.training_data import RunData, anchor_answers, anchor_pairs, anchor_settings, replay_examples
+from iteralign.training_data import (RunData, anchor_answers, anchor_pairs, anchor_settings, replay_examples,
+                                     saved_config)
 from loop_helpers import scripted_config
 
 
@@ -121,7 +122,7 @@ def test_anchor_pairs_are_built_from_a_run_folder_when_its_config_trains_them(tm
     with_replay = {p.id for _, p in RunData.read(RunLayout(run)).pairs if p.origin == "anchor"}
     assert with_replay == {p.id for p in anchors} | good
     (run / "config.yaml").write_text(config.replace("anchor_refusals: 1", "anchor_refusals: 2"))
-    assert anchor_settings(RunLayout(run)) == (True, False, 2)
+    assert anchor_settings(saved_config(RunLayout(run))) == (True, False, 2)
     doubled = [p for _, p in RunData.read(RunLayout(run)).pairs if p.origin == "anchor"]
     openings = len({p.rejected for p in anchors})  # the scripted reviser refuses in one way or few
     assert len(doubled) == min(2, openings) * len(anchors) and {p.id for p in anchors} <= {p.id for p in doubled}

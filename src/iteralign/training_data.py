@@ -137,7 +137,8 @@ class RunData:
     @classmethod
     def read(cls, layout: RunLayout) -> "RunData":
         """Read the run folder through its layout: every iteration's revisions, the replay set, the constitution."""
-        data, settings, twins = cls(), anchor_settings(layout), twins_in_iteration(layout)
+        cfg = saved_config(layout)
+        data, settings, twins = cls(), anchor_settings(cfg), twins_in_iteration(cfg)
         replay = [Answer.model_validate(r) for r in read_jsonl(layout.replay)]
         for files in layout.iterations():
             revisions = [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
@@ -147,7 +148,7 @@ class RunData:
             data.pairs += [(files.index, p) for p in pairs]
             for answer in answers:
                 data.failure_prompts[answer.id] = answer.prompt.text
-        data.examples += [(None, e) for e in replay_examples(replay, replay_cut(layout))]
+        data.examples += [(None, e) for e in replay_examples(replay, replay_cut(cfg))]
         if layout.constitution.exists():
             data.constitution = load(layout.constitution)
         return data
@@ -162,8 +163,9 @@ class RunData:
         return [principle_row(p, self.failure_prompts) for p in self.constitution]
 
 
-def _saved_config(layout: RunLayout) -> dict:
-    """The run folder's config as saved (``config.yaml``), or {} where there is none."""
+def saved_config(layout: RunLayout) -> dict:
+    """The run folder's config as saved (``config.yaml``), or {} where there is none: read once, then asked by the
+    helpers below, which give a key's old behaviour for runs saved before the key existed."""
     import yaml
 
     if not layout.config.exists():
@@ -171,22 +173,21 @@ def _saved_config(layout: RunLayout) -> dict:
     return yaml.safe_load(layout.config.read_text(encoding="utf-8")) or {}
 
 
-def replay_cut(layout: RunLayout) -> bool:
+def replay_cut(cfg: dict) -> bool:
     """Whether the run trained cut replay answers (``sft.replay_cut: train``; runs from before the key did not)."""
-    return (_saved_config(layout).get("sft") or {}).get("replay_cut") == "train"
+    return (cfg.get("sft") or {}).get("replay_cut") == "train"
 
 
-def twins_in_iteration(layout: RunLayout) -> bool:
+def twins_in_iteration(cfg: dict) -> bool:
     """Whether the run answered its look-alikes in the iteration that wrote them (``redteam.lookalikes.
     same_iteration``), so that ``twins.verdicts.jsonl`` is part of its iterations (a leftover of an earlier config
     is not)."""
-    return bool(((_saved_config(layout).get("redteam") or {}).get("lookalikes") or {}).get("same_iteration"))
+    return bool(((cfg.get("redteam") or {}).get("lookalikes") or {}).get("same_iteration"))
 
 
-def anchor_settings(layout: RunLayout) -> AnchorSettings:
+def anchor_settings(cfg: dict) -> AnchorSettings:
     """The run config's anchor keys (a run from before a key was added used its ``AnchorSettings`` default: no
     anchors, one refusal per anchor)."""
-    cfg = _saved_config(layout)
     dpo = (cfg.get("train") or {}).get("dpo") or {}
     return AnchorSettings(*(type(default)(dpo.get(name, default))
                             for name, default in AnchorSettings._field_defaults.items()))

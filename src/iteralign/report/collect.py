@@ -173,14 +173,15 @@ def collect(path: str | Path) -> RunData:
     if manifest is None:
         raise FileNotFoundError(f"{path}: no manifest.json; is this an iteralign run folder?")
     config_text = layout.config.read_text(encoding="utf-8") if layout.config.exists() else ""
+    config = yaml.safe_load(config_text) or {}
     summaries = {s["iteration"]: s for s in manifest.get("iterations", [])}
-    twins = twins_in_iteration(layout)
+    twins = twins_in_iteration(config)
     records = {files.index: _IterFiles.read(files, twins) for files in layout.iterations()}
     principles_raw = _principles(layout.constitution)
     iterations = [_iteration(i, summaries.get(i, {}), records[i], principles_raw) for i in sorted(records)]
     examples, counts = _examples(records)
     return RunData(
-        name=layout.root.name, path=layout.root, config=yaml.safe_load(config_text) or {}, config_text=config_text,
+        name=layout.root.name, path=layout.root, config=config, config_text=config_text,
         iterations=iterations, evaluations=_evaluations(layout),
         principles=_principle_views(principles_raw, records), examples=examples, example_counts=counts,
         stages=_stages(manifest.get("stages", {})), ledger=_json(layout.ledger),
