@@ -62,7 +62,10 @@ class VerdictJudge(Judge):
 
     def fingerprint(self) -> dict[str, Any]:
         model = self.model.identity() if self.model is not None else None
-        return {"judge": self.name, "model": model, "options": self.options.model_dump(mode="json")}
+        # threshold at its default is left out, so run folders judged before the key existed keep their stage keys
+        default = self.options.threshold == VerdictOptions.model_fields["threshold"].default
+        options = self.options.model_dump(mode="json", exclude={"threshold"} if default else set())
+        return {"judge": self.name, "model": model, "options": options}
 
     def judge(self, items: list[JudgeItem]) -> list[JudgeResult]:
         intents = self._intents(items)
@@ -79,7 +82,7 @@ class VerdictJudge(Judge):
                       p_content_harm=CONTENT_HARM if partial else 0.0,
                       evidence={"response": call.cues, "honesty": hon.evidence if hon else [],
                                 "content": call.cues if partial else []})
-        v = decide(parts, self.options.margin)
+        v = decide(parts, self.options.margin, self.options.threshold)
         records = {d.pop("part"): d for d in v.parts_dicts()}  # by name: intent, response, content, honesty
         for name, record in records.items():
             record["decided"] = name in v.decided_by
