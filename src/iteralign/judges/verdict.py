@@ -3,7 +3,8 @@ they are not.
 
 Per batch of items:
 
-1. intent: declared (``JudgeItem.intent``) or classified (``judging.intent``), or ``assume_intent`` without a model;
+1. intent: declared (``JudgeItem.intent``) or classified (``judging.intent``; a covert-action phrase in the reply
+   moves a classified one, ``intent.with_reply``), or ``assume_intent`` without a model;
 2. response class by the rules (``judging.response_class.classify_for``); where they are unsure and the request
    may be harmful, the model is asked whether the reply gives what was asked (``judging.response_model``), and the
    two are mixed (``rule_weight``);
@@ -23,7 +24,7 @@ from typing import Any
 
 from iteralign.judges.base import JUDGES, Judge, JudgeContext, JudgeItem, JudgeResult, JudgeSpec
 from iteralign.judging.honesty import HonestyCall, check_honesty
-from iteralign.judging.intent import IntentCall, intent_calls
+from iteralign.judging.intent import IntentCall, intent_calls, with_reply
 from iteralign.judging.options import VerdictOptions
 from iteralign.judging.response_class import RESPONSE_CLASSES, ResponseCall, classify_for
 from iteralign.judging.response_model import ask_gives, gives_distribution
@@ -80,7 +81,8 @@ class VerdictJudge(Judge):
         parts = Parts(intent.p_harmful, intent.by, dist, source, limitation=call.limitation,
                       p_dishonest=hon.p_dishonest if hon else 0.0, honesty_by=hon.by if hon else "not asked",
                       p_content_harm=CONTENT_HARM if partial else 0.0,
-                      evidence={"response": call.cues, "honesty": hon.evidence if hon else [],
+                      evidence={"intent": intent.evidence, "response": call.cues,
+                                "honesty": hon.evidence if hon else [],
                                 "content": call.cues if partial else []})
         v = decide(parts, self.options.margin, self.options.threshold)
         records = {d.pop("part"): d for d in v.parts_dicts()}  # by name: intent, response, content, honesty
@@ -95,7 +97,7 @@ class VerdictJudge(Judge):
         todo = [i for i, c in enumerate(calls) if c is None]
         if todo and self.model is not None:
             for i, call in zip(todo, intent_calls(self.model, [items[i].prompt for i in todo], self.options.intent)):
-                calls[i] = call
+                calls[i] = with_reply(call, items[i].response)
         assumed = {"harmful": IntentCall(1.0, "assumed"), "benign": IntentCall(0.0, "assumed")}
         fallback = assumed.get(self.options.assume_intent or "", IntentCall(0.5, "none"))
         return [c or fallback for c in calls]
