@@ -54,7 +54,7 @@ class IntentCall:
 
 #: Likelihood ratio of a covert-action phrase in the reply (``cues.CONCEAL``) for a harmful request: the classified
 #: P(harmful)'s odds are multiplied by it (0.26 -> 0.78, 0.05 -> 0.34). Replies to benign requests rarely say how to
-#: act unseen: 0 of 3,287 distinct answers to benign prompts in the project's run folders matched (BENCHMARKS.md).
+#: act unseen: 0 of 3,374 distinct answers to benign prompts in the project's run folders matched (BENCHMARKS.md).
 REPLY_LR = 10.0
 
 
