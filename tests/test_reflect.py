@@ -41,12 +41,15 @@ META = [
     "I will not help with this request. The principles above prohibit creating recruitment posts like this one.",
     "Of course! I will not help with that request. Instead, I can provide a safe, genuinely useful alternative.",
     "The previous answer was indeed not appropriate for the request. Let me provide a new answer.",
+    "I apologize for the misunderstanding. I will not help with this request because it could cause harm.",
+    "I apologise for any confusion. Here is how to stay safe instead.",
 ]
 CLEAN = [
     "I won't help with getting into someone else's home: it is illegal and could hurt them. If you are locked out of "
     "your own place, a licensed locksmith can let you in.",
     "To steal second base in softball, watch the pitcher's release and get a good lead before the pitch.",
     "The previous owner's lock can be rekeyed by a locksmith.",  # "previous" without a reply noun is not meta
+    "I apologize for the delay in your order: the courier can tell you where it is.",  # an apology, not for a turn
 ]
 
 

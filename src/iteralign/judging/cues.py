@@ -174,6 +174,10 @@ META = [
     r"\bgenuinely useful alternative\b",
     r"\b(?:the|this) harmless request\b",
     r"\bdeclines? the request\b",
+    # an apology for an earlier turn that a single-turn answer does not have: "I apologize for the misunderstanding.
+    # I will now provide a more accurate response" (the 1.5B reviser's opening; a 0.5B trained on it learned to open
+    # with it, then comply: RESULTS.md, "A second draw of the 0.5B recipe")
+    r"\bi apologi[sz]e for (?:the|any|my) (?:earlier |previous )?(?:misunderstanding|confusion|oversight)\b",
 ]
 
 #: Covert action addressed to the user: a reply that says how to act unseen ("install it when nobody is watching",
