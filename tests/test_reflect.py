@@ -1,14 +1,17 @@
-"""Self-reflection: the reviser's conversation in each mode, and which revisions are kept (``reject_meta``)."""
+"""Self-reflection: the reviser's conversation in each mode, and which revisions are kept (``meta``: keep, cut,
+drop)."""
 
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from iteralign.config import load_config
 from iteralign.constitution import Principle
 from iteralign.loop import run_loop
 from iteralign.records import Answer, Prompt, Verdict
 from iteralign.run import read_jsonl
+from iteralign.judging.cues import cut
 from iteralign.stages.reflect import ReflectConfig, revision, revision_conversation
 from loop_helpers import scripted_config
 
@@ -54,28 +57,73 @@ CLEAN = [
 
 
 @pytest.mark.parametrize("text", META)
-def test_reject_meta_drops_talk_about_the_revision_and_says_why(text):
+def test_meta_drop_drops_talk_about_the_revision_and_says_why(text):
     aligned = Verdict(label="aligned")
     kept = revision(failure("complied_harmful"), ["P001"], text, aligned, ReflectConfig())
-    dropped = revision(failure("complied_harmful"), ["P001"], text, aligned, ReflectConfig(reject_meta=True))
+    dropped = revision(failure("complied_harmful"), ["P001"], text, aligned, ReflectConfig(meta="drop"))
     assert kept.kept and kept.dropped is None
     assert not dropped.kept and dropped.dropped.startswith("meta: ")
 
 
 @pytest.mark.parametrize("text", CLEAN)
-def test_reject_meta_keeps_answers(text):
-    kept = revision(failure("complied_harmful"), ["P001"], text, Verdict(label="aligned"), ReflectConfig(reject_meta=True))
+def test_meta_drop_keeps_answers_and_cut_leaves_them_whole(text):
+    kept = revision(failure("complied_harmful"), ["P001"], text, Verdict(label="aligned"), ReflectConfig(meta="drop"))
     assert kept.kept and kept.dropped is None
+    assert cut("meta", text) == (text, [])
 
 
-def test_reject_meta_leaves_a_revision_the_judge_failed_as_the_judge_said():
-    cfg = ReflectConfig(reject_meta=True)
+def test_meta_drop_leaves_a_revision_the_judge_failed_as_the_judge_said():
+    cfg = ReflectConfig(meta="drop")
     rev = revision(failure("complied_harmful"), [], META[0], Verdict(label="unaligned"), cfg)
     assert not rev.kept and rev.dropped is None
 
 
+def test_reject_meta_from_an_older_config_reads_as_meta_drop_or_keep():
+    assert ReflectConfig.model_validate({"reject_meta": True}).meta == "drop"
+    assert ReflectConfig.model_validate({"reject_meta": False}).meta == "keep"
+    assert "reject_meta" not in ReflectConfig.model_validate({"reject_meta": True}).model_dump()
+
+
+REFUSAL = "I will not help with this request because it could cause harm."
+
+
+@pytest.mark.parametrize("text,left,removed", [
+    (META[6], REFUSAL, ["I apologize for the misunderstanding."]),
+    (META[2], REFUSAL, ["Sure, here's a new answer that declines the request:"]),
+    ("Sure, here's the new answer:\n\n" + REFUSAL, REFUSAL, ["Sure, here's the new answer:"]),
+    (META[3], "I will not help with this request.", ["The principles above prohibit creating recruitment posts like "
+                                                     "this one."]),
+    ("I apologize for any confusion, but I cannot assist with that request.", "I cannot assist with that request.",
+     ["I apologize for any confusion, but"]),
+    (META[1], "", [META[1]]),  # all talk, no answer: nothing left to keep
+    (META[5], "", ["The previous answer was indeed not appropriate for the request.", "Let me provide a new answer."]),
+])
+def test_meta_cut_removes_the_sentences_about_the_revision_and_keeps_the_answer(text, left, removed):
+    assert cut("meta", text) == (left, removed)
+
+
+def test_a_run_with_meta_cut_judges_and_trains_the_answer_without_the_revisers_apology(tmp_path):
+    config = scripted_config(tmp_path, extra={"reflect.meta": "cut", "stop.max_iterations": 1,
+                                              "judge.judges": [{"kind": "verdict", "use_model": False}]})
+    reviser = tmp_path / "reviser.yaml"
+    rules = yaml.safe_load(reviser.read_text())
+    rules["rules"][0]["reply"] = "I will provide a new answer that helps with the request fully."  # only talk
+    rules["default"] = "I apologize for the misunderstanding. " + rules["default"]
+    reviser.write_text(yaml.safe_dump(rules))
+    run = run_loop(load_config(config))
+    revisions = read_jsonl(run / "iter-000" / "revisions.jsonl")
+    refusals = [r for r in revisions if r["answer"]["verdict"]["failure"] == "complied_harmful"]
+    talk = [r for r in revisions if r["answer"]["verdict"]["failure"] == "refused_benign"]
+    assert refusals and talk
+    for r in refusals:
+        assert r["text"].startswith("I can't help with that.") and r["kept"], r
+        assert r["cut"] == ["I apologize for the misunderstanding."]
+    for r in talk:  # cut to nothing: not an answer, not kept
+        assert r["text"] == "" and not r["kept"] and r["cut"] == [rules["rules"][0]["reply"]]
+
+
 def test_a_run_in_answer_mode_revises_each_failure_kind_by_its_instruction(tmp_path):
-    extra = {"reflect.mode": "answer", "reflect.reject_meta": True, "stop.max_iterations": 1,
+    extra = {"reflect.mode": "answer", "reflect.meta": "drop", "stop.max_iterations": 1,
              "judge.judges": [{"kind": "verdict", "use_model": False}]}
     run = run_loop(load_config(scripted_config(tmp_path, extra=extra)))
     revisions = read_jsonl(run / "iter-000" / "revisions.jsonl")

@@ -105,9 +105,10 @@ class Revision(Record):
     answer: Answer  # the judged failure
     principle_ids: list[str] = Field(default_factory=list)
     text: str
+    cut: list[str] = Field(default_factory=list)  # what reflect.meta: cut took out of the reviser's text, in order
     verdict: Verdict | None = None
     kept: bool = False
-    dropped: str | None = None  # why a revision its verdict allows is not kept (reflect.reject_meta: the phrase)
+    dropped: str | None = None  # why a revision its verdict allows is not kept (reflect.meta: drop: the phrase)
 
     @property
     def prompt(self) -> Prompt:

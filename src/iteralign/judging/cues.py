@@ -217,10 +217,44 @@ def blank(cue: str, text: str) -> str:
     return text
 
 
-def first_match(cue: str, text: str) -> str | None:
-    """The text of the first match of ``cue`` in ``text``, or None."""
+def search(cue: str, text: str) -> re.Match | None:
+    """The first of ``cue``'s patterns to match ``text`` (in the order listed), or None."""
     for pattern in CUES[cue]:
         match = pattern.search(text)
         if match:
-            return match.group(0).strip() or match.group(0)
+            return match
     return None
+
+
+def first_match(cue: str, text: str) -> str | None:
+    """The text of the first match of ``cue`` in ``text``, or None."""
+    match = search(cue, text)
+    return None if match is None else (match.group(0).strip() or match.group(0))
+
+
+_BREAK = re.compile(r"(?<=[.!?:])\s+|\n+")  # after a sentence's end (or a colon) and its spaces, or at a line break
+_BUT = re.compile(r",\s*but\s+", re.IGNORECASE)
+
+
+def pieces(text: str) -> list[str]:
+    """``text`` as sentences and lines, each with the spaces after it: ``"".join(pieces(t)) == t``."""
+    out, start = [], 0
+    for brk in _BREAK.finditer(text):
+        out.append(text[start:brk.end()])
+        start = brk.end()
+    return [p for p in [*out, text[start:]] if p]
+
+
+def cut(cue: str, text: str) -> tuple[str, list[str]]:
+    """``text`` without the sentences that match ``cue``, and the parts cut. A sentence that goes on after the match
+    with ", but ..." keeps what follows: "I apologize for any confusion, but I cannot help with that." becomes "I
+    cannot help with that." (``reflect.meta: cut``: the reviser's talk about its revision goes, the answer stays)."""
+    kept, removed = [], []
+    for piece in pieces(text):
+        while (match := search(cue, piece)) is not None:
+            but = _BUT.search(piece, match.end())
+            end = but.end() if but else len(piece)
+            removed.append(piece[:end].strip())
+            piece = piece[end:][:1].upper() + piece[end:][1:]
+        kept.append(piece)
+    return "".join(kept).strip(), removed

@@ -12,11 +12,14 @@ Three modes:
 - ``splice`` (the paper): the prompt is regenerated with the principles placed right after the request, just
   before the answer cue; no critique turn.
 
-``reject_meta`` drops a revision that talks about revising instead of being the answer (``judging/cues.META``): the
-reviser echoing its instruction. Off by default: on the embedded default the revisions it drops are mostly refusals
-that give a reason and an alternative, and over-refusal rose without them (RESULTS.md). Each record is a
-``Revision``: the judged failure, the principles used, the revised text, its verdict, kept or not (and why not, where
-the verdict allowed it).
+``meta`` handles a revision that talks about revising instead of being the answer (``judging/cues.META``: "I
+apologize for the misunderstanding", "I will provide a new answer that...", "the principles above"), the reviser
+echoing its instruction. ``keep`` (default) trains on it as written; ``cut`` removes those sentences before the
+revision is judged (the rest of it is the answer; nothing left, nothing kept); ``drop`` drops the whole revision. A
+target trained on such openings learns to open with them (RESULTS.md, "A second draw of the 0.5B recipe"); dropping
+loses the refusals that carry them (on the embedded default mostly refusals that give a reason and an alternative:
+over-refusal rose without them). Each record is a ``Revision``: the judged failure, the principles used, the revised
+text, what was cut from it, its verdict, kept or not (and why not, where the verdict allowed it).
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from iteralign.constitution import Principle, render
 from iteralign.judges import JudgeItem, JudgePanel
-from iteralign.judging.cues import first_match
+from iteralign.judging.cues import cut, first_match
 from iteralign.models.base import ChatModel
 from iteralign.records import Answer, Revision, Verdict
 from iteralign.stages.batching import process
@@ -43,8 +46,11 @@ class ReflectConfig(Strict):
         "instruction in its system message; splice (paper): the prompt is regenerated with the principles just "
         "before the answer cue."
     )
-    reject_meta: bool = Field(False, description="Drop a revision that talks about the revision ('a new answer', "
-                              "'the principles above', an echo of the instruction) instead of being the answer.")
+    meta: Literal["keep", "cut", "drop"] = Field(
+        "keep", description="A revision that talks about the revision ('a new answer', 'the principles above', an "
+        "apology for the earlier turn) instead of being the answer: keep it as written, cut those sentences before "
+        "judging, or drop it."
+    )
     principles_k: int = Field(5, ge=1, description="Most relevant principles shown per failure.")
     filter_with_judge: bool = Field(True, description="Keep only revisions the judge finds aligned (paper: no).")
     use_constitution: bool = Field(
@@ -52,6 +58,15 @@ class ReflectConfig(Strict):
         "constitution: the reviser gets the same request to revise, with no principles."
     )
     generation: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=160))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_meta(cls, data: object) -> object:
+        """``reject_meta: true`` (before ``meta`` had three values) reads as ``meta: drop``."""
+        if isinstance(data, dict) and "reject_meta" in data and "meta" not in data:
+            data = {**data, "meta": "drop" if data["reject_meta"] else "keep"}
+            del data["reject_meta"]
+        return data
 
 
 def revision_conversation(failure: Answer, principles: list[Principle], mode: str) -> list[dict]:
@@ -78,14 +93,14 @@ def revision_conversation(failure: Answer, principles: list[Principle], mode: st
     ]
 
 
-def revision(failure: Answer, principle_ids: list[str], text: str, verdict: Verdict,
-             cfg: ReflectConfig) -> Revision:
-    """One judged revision, kept when it is not empty, its verdict allows it and (with ``reject_meta``) it is the
-    answer rather than talk about one."""
+def revision(failure: Answer, principle_ids: list[str], text: str, verdict: Verdict, cfg: ReflectConfig,
+             removed: list[str] | None = None) -> Revision:
+    """One judged revision (``removed``: what ``meta: cut`` took out before judging), kept when it is not empty, its
+    verdict allows it and (with ``meta: drop``) it is the answer rather than talk about one."""
     allowed = bool(text) and (verdict.label == "aligned" or not cfg.filter_with_judge)
-    meta = first_match("meta", text) if allowed and cfg.reject_meta else None
-    return Revision(id=failure.id, answer=failure, principle_ids=principle_ids, text=text, verdict=verdict,
-                    kept=allowed and meta is None, dropped=f"meta: {meta!r}" if meta else None)
+    meta = first_match("meta", text) if allowed and cfg.meta == "drop" else None
+    return Revision(id=failure.id, answer=failure, principle_ids=principle_ids, text=text, cut=removed or [],
+                    verdict=verdict, kept=allowed and meta is None, dropped=f"meta: {meta!r}" if meta else None)
 
 
 def reflect(failures: list[Answer], choose: Callable[[Answer], list[Principle]], reviser: ChatModel,
@@ -96,7 +111,9 @@ def reflect(failures: list[Answer], choose: Callable[[Answer], list[Principle]],
         chosen = [choose(f) for f in batch]
         convs = [revision_conversation(f, ps, cfg.mode) for f, ps in zip(batch, chosen)]
         texts = [c.text.strip() for c in reviser.generate(convs, cfg.generation)]
-        verdicts = panel.judge([JudgeItem.of(f, t) for f, t in zip(batch, texts)])
-        return [revision(f, [p.id for p in ps], t, v, cfg) for f, ps, t, v in zip(batch, chosen, texts, verdicts)]
+        cuts = [cut("meta", t) if cfg.meta == "cut" else (t, []) for t in texts]
+        verdicts = panel.judge([JudgeItem.of(f, t) for f, (t, _) in zip(batch, cuts)])
+        return [revision(f, [p.id for p in ps], t, v, cfg, removed)
+                for f, ps, (t, removed), v in zip(batch, chosen, cuts, verdicts)]
 
     return process(failures, out, run, batch_size, "reflect", Revision)
