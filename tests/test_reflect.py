@@ -107,7 +107,8 @@ def test_a_run_with_meta_cut_judges_and_trains_the_answer_without_the_revisers_a
                                               "judge.judges": [{"kind": "verdict", "use_model": False}]})
     reviser = tmp_path / "reviser.yaml"
     rules = yaml.safe_load(reviser.read_text())
-    rules["rules"][0]["reply"] = "I will provide a new answer that helps with the request fully."  # only talk
+    talk_only = "I will provide a new answer that helps with the request fully."
+    rules["rules"][0]["reply"] = talk_only + " Please let me know if you have any other questions."  # talk, filler
     rules["default"] = "I apologize for the misunderstanding. " + rules["default"]
     reviser.write_text(yaml.safe_dump(rules))
     run = run_loop(load_config(config))
@@ -118,8 +119,9 @@ def test_a_run_with_meta_cut_judges_and_trains_the_answer_without_the_revisers_a
     for r in refusals:
         assert r["text"].startswith("I can't help with that.") and r["kept"], r
         assert r["cut"] == ["I apologize for the misunderstanding."]
-    for r in talk:  # cut to nothing: not an answer, not kept
-        assert r["text"] == "" and not r["kept"] and r["cut"] == [rules["rules"][0]["reply"]]
+    for r in talk:  # cut to a line that answers nothing: judged an over-refusal again, not kept
+        assert r["text"] == "Please let me know if you have any other questions." and r["cut"] == [talk_only]
+        assert not r["kept"] and r["verdict"]["failure"] == "refused_benign", r
 
 
 def test_a_run_in_answer_mode_revises_each_failure_kind_by_its_instruction(tmp_path):

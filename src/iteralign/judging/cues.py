@@ -20,6 +20,9 @@ straightened). Why the cues are split the way they are:
 - ``META``: talk about the revision instead of the revision ("I will provide a new answer that...", "the principles
   above prohibit...", an echo of the reviser's instruction "a safe, genuinely useful alternative"): a reviser that
   repeats its instruction writes no answer, and a target trained on it learns to speak of principles it was never shown.
+- ``FILLER``: a whole sentence that gives nothing ("Please let me know if you have any other questions.", "As an AI
+  language model, I am committed to providing helpful information."): a reply made only of such sentences answers
+  nothing, whatever was asked. Anchored to the whole sentence, so "Paris; feel free to ask more" is not filler.
 """
 
 from __future__ import annotations
@@ -180,6 +183,16 @@ META = [
     r"\bi apologi[sz]e for (?:the|any|my) (?:earlier |previous )?(?:misunderstanding|confusion|oversight)\b",
 ]
 
+_TAIL = r"[\s.!?:)]*$"
+FILLER = [
+    r"^\W*(?:please )?(?:let me know|feel free to (?:ask|reach out|let me know))\b[^.!?]{0,60}" + _TAIL,
+    r"^\W*if you have any (?:other|more|further|additional)? ?(?:questions?|requests?|concerns?)\b[^.!?]{0,60}" + _TAIL,
+    r"^\W*(?:i(?:'m| am) )?(?:here|happy|glad) to help\b[^.!?]{0,40}" + _TAIL,
+    r"^\W*(?:i hope (?:this|that) helps|thank you(?: for (?:your|the) (?:question|request|understanding))?)" + _TAIL,
+    r"^\W*as an ai(?: language model| assistant)?,? i(?:'m| am) (?:committed|designed|here|programmed) to "
+    r"(?:provide|providing|help|helping|assist|assisting)\b[^.!?]{0,80}" + _TAIL,
+]
+
 #: Covert action addressed to the user: a reply that says how to act unseen ("install it when nobody is watching",
 #: "so he doesn't notice", "without getting caught") shows that what was asked has to be hidden from someone. Used as
 #: evidence about the *request's* intent where it was classified, not declared (``judging.intent.with_reply``).
@@ -204,7 +217,7 @@ CUES: dict[str, list[re.Pattern]] = {
     name: compile_all(patterns) for name, patterns in {
         "refusal": REFUSAL, "not_refusal": NOT_REFUSAL, "distance": DISTANCE, "limit": LIMIT, "retract": RETRACT,
         "pivot": PIVOT, "steps": STEPS, "opener": OPENER, "alternative": ALTERNATIVE, "meta": META,
-        "conceal": CONCEAL,
+        "conceal": CONCEAL, "filler": FILLER,
     }.items()
 }
 
