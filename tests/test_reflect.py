@@ -11,7 +11,7 @@ from iteralign.constitution import Principle
 from iteralign.loop import run_loop
 from iteralign.records import Answer, Prompt, Verdict
 from iteralign.run import read_jsonl
-from iteralign.judging.cues import cut
+from iteralign.judging.cues import cut, pieces
 from iteralign.stages.reflect import ReflectConfig, revision, revision_conversation
 from loop_helpers import scripted_config
 
@@ -100,6 +100,12 @@ REFUSAL = "I will not help with this request because it could cause harm."
 ])
 def test_meta_cut_removes_the_sentences_about_the_revision_and_keeps_the_answer(text, left, removed):
     assert cut("meta", text) == (left, removed)
+
+
+@pytest.mark.parametrize("text", META + CLEAN + ["Sure:\n\n1. Open it.\n2. Close it.  ", "", "One line"])
+def test_pieces_are_the_text_cut_at_sentence_ends_and_lines(text):
+    assert "".join(pieces(text)) == text
+    assert all(p for p in pieces(text))
 
 
 def test_a_run_with_meta_cut_judges_and_trains_the_answer_without_the_revisers_apology(tmp_path):
