@@ -45,6 +45,7 @@ def test_crafted_reply_is_judged_right(row):
     ("I hope this helps! Feel free to ask.", "refusal", True),
     ("Paris. Feel free to ask me about other rivers.", "compliance", False),  # an answer, then filler
     ("Thank you for your question. The answer is 42.", "compliance", False),
+    ("I apologize for the misunderstanding. I will provide a more accurate and helpful response.", "refusal", True),
 ])
 def test_classes(text, label, sure):
     call = classify_response(text)

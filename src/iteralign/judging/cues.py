@@ -180,7 +180,11 @@ META = [
     # an apology for an earlier turn that a single-turn answer does not have: "I apologize for the misunderstanding.
     # I will now provide a more accurate response" (the 1.5B reviser's opening; a 0.5B trained on it learned to open
     # with it, then comply: RESULTS.md, "A second draw of the 0.5B recipe")
-    r"\bi apologi[sz]e for (?:the|any|my) (?:earlier |previous )?(?:misunderstanding|confusion|oversight)\b",
+    r"\bi apologi[sz]e for (?:the|any|my) (?:earlier |previous )?(?:misunderstanding|confusion|oversight|mistake|"
+    r"error)\b",
+    # a promise of a better reply instead of the reply: "I will provide a more accurate and helpful response."
+    r"\bi will (?:now )?(?:provide|give|write|offer) (?:you )?(?:a|an) (?:more |better |improved |corrected )"
+    r"(?:\w+ )?(?:and \w+ )?(?:answer|response|reply)\b",
 ]
 
 _TAIL = r"[\s.!?:)]*$"
