@@ -16,22 +16,22 @@ import json
 import time
 from pathlib import Path
 
-import yaml
-
 
 def conversations(run: Path, iteration: int) -> tuple[list, dict]:
-    """The reviser conversations of ``iteration`` and the run's saved reflect config."""
-    from iteralign.constitution import Principle
+    """The reviser conversations of ``iteration`` and the run's saved reflect config and reviser batch size."""
+    from iteralign.constitution import load
+    from iteralign.layout import RunLayout
     from iteralign.records import Revision
     from iteralign.stages.reflect import ReflectConfig, revision_conversation
+    from iteralign.training_data import saved_config
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    layout = RunLayout(run)
+    cfg = saved_config(layout)
     reflect = ReflectConfig.model_validate(cfg.get("reflect") or {})
-    texts = {p["id"]: p["text"] for p in yaml.safe_load((run / "constitution.yaml").read_text())["principles"]}
-    path = run / f"iter-{iteration:03d}" / "revisions.jsonl"
+    store = load(layout.constitution)
+    path = layout.iteration(iteration).revisions
     revisions = [Revision.model_validate_json(line) for line in path.open(encoding="utf-8") if line.strip()]
-    convs = [revision_conversation(r.answer, [Principle(id=i, text=texts[i]) for i in r.principle_ids], reflect.mode)
-             for r in revisions]
+    convs = [revision_conversation(r.answer, [store.get(i) for i in r.principle_ids], reflect.mode) for r in revisions]
     return convs, {"reflect": reflect, "batch_size": (cfg["models"].get("reviser") or {}).get("batch_size", 16)}
 
 
@@ -48,16 +48,13 @@ def main() -> None:
     convs = convs[: args.limit]
     model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=setting["batch_size"]))
     full = setting["reflect"].generation
-    tokenizer = model._tokenizer  # the backend's own: the same chat template and tokens as the stage
-    rendered = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in convs]
-    prompt_tokens = sum(len(tokenizer(text)["input_ids"]) for text in rendered)
-    out = {"conversations": len(convs), "prompt_tokens": prompt_tokens}
+    out: dict = {"conversations": len(convs)}
     for name, params in [("prefill", full.model_copy(update={"max_new_tokens": 1})), ("generate", full)]:
         start = time.perf_counter()
         done = model.generate(convs, params)
         out[f"{name}_s"] = round(time.perf_counter() - start, 1)
-        if name == "generate":
-            out["generated_tokens"] = sum(len(tokenizer(c.text)["input_ids"]) for c in done)
+    out["prompt_tokens"] = sum(c.prompt_tokens for c in done)  # as the backend encoded them for the stage
+    out["generated_tokens"] = sum(c.completion_tokens for c in done)  # each answer's end-of-turn token included
     out["prefill_share"] = round(out["prefill_s"] / out["generate_s"], 3)
     print(json.dumps(out, indent=1))
 
