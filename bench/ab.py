@@ -158,7 +158,7 @@ def work_score(profile: bool) -> dict:
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     top = _top_ops(lambda: truthfulqa.evaluate(model, questions, ("mc1", "mc2"), False)) if profile else None
     return {"figure": counted.tokens / seconds, "unit": "token positions/s", "seconds": seconds, "cpu_seconds": cpu,
-            "scores": {k: v["score"] for k, v in scores.items()}, "profile": top}
+            "scores": {k: v.score for k, v in scores.items()}, "profile": top}
 
 
 def work_revise(profile: bool) -> dict:
