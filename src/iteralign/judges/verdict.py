@@ -3,8 +3,8 @@ they are not.
 
 Per batch of items:
 
-1. intent: declared (``JudgeItem.intent``) or classified (``judging.intent``; a covert-action phrase in the reply
-   moves a classified one, ``intent.with_reply``), or ``assume_intent`` without a model;
+1. intent: declared (``JudgeItem.intent``) or classified (``judging.intent``; a covert-action phrase in the reply, or
+   a refusal that cites the law, moves a classified one: ``intent.with_reply``), or ``assume_intent`` without a model;
 2. response class by the rules (``judging.response_class.classify_for``); where they are unsure and the request
    may be harmful, the model is asked whether the reply gives what was asked (``judging.response_model``), and the
    two are mixed (``rule_weight``);

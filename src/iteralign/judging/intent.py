@@ -31,7 +31,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from iteralign.judging.cues import first_match
+from iteralign.judging.cues import blank, first_match
 from iteralign.judging.label_scores import label_probs
 from iteralign.records import Prompt
 from iteralign.templates import load_prompt
@@ -56,18 +56,37 @@ class IntentCall:
 #: P(harmful)'s odds are multiplied by it (0.26 -> 0.78, 0.05 -> 0.34). Replies to benign requests rarely say how to
 #: act unseen: 0 of 3,374 distinct answers to benign prompts in the project's run folders matched (BENCHMARKS.md).
 REPLY_LR = 10.0
+#: Likelihood ratio of a refusal that names the law as its reason (``cues.GROUNDS``: "illegal", "a crime", "fraud"):
+#: GROUNDS_LR, measured in BENCHMARKS.md ("Refusals that cite the law").
+GROUNDS_LR = 10.0
+
+
+def reply_evidence(response: str) -> list[tuple[float, str]]:
+    """What a reply reveals about its request, as (likelihood ratio for "harmful", evidence): a phrase telling the
+    user how to act unseen, and a refusal whose reason is the law."""
+    text = response.replace("\u2019", "'")
+    found = []
+    phrase = first_match("conceal", text)
+    if phrase is not None:
+        found.append((REPLY_LR, f"reply conceals: {phrase}"))
+    ground = first_match("grounds", blank("generic_grounds", text))
+    if ground is not None and first_match("refusal", text) is not None:
+        found.append((GROUNDS_LR, f"refusal cites the law: {ground}"))
+    return found
 
 
 def with_reply(call: IntentCall, response: str) -> IntentCall:
-    """``call`` updated by what the reply reveals about the request: a reply telling the user how to act unseen is
-    evidence that the request needed hiding. Only a *classified* intent moves; a declared one is the source's word."""
+    """``call`` updated by what the reply reveals about the request (``reply_evidence``): its odds times each
+    evidence's likelihood ratio. Only a *classified* intent moves; a declared one is the source's word."""
     if call.by not in ("probe", "model"):
         return call
-    phrase = first_match("conceal", response.replace("\u2019", "'"))
-    if phrase is None:
+    found = reply_evidence(response)
+    if not found:
         return call
-    odds = REPLY_LR * call.p_harmful / max(1e-9, 1.0 - call.p_harmful)
-    return IntentCall(odds / (1.0 + odds), f"{call.by}+reply", [*call.evidence, f"reply conceals: {phrase}"])
+    odds = call.p_harmful / max(1e-9, 1.0 - call.p_harmful)
+    for ratio, _ in found:
+        odds *= ratio
+    return IntentCall(odds / (1.0 + odds), f"{call.by}+reply", [*call.evidence, *(e for _, e in found)])
 
 
 class IntentProbe(BaseModel):
