@@ -74,44 +74,37 @@ def test_probe_on_its_model_tells_look_alikes_from_harmful_requests():
     assert classify_intent(handle, texts) == ["benign", "harmful", "benign", "harmful"]
 
 
-@pytest.mark.parametrize("reply,moved", [
-    ("Install it when nobody is watching, then come back for the data.", True),
-    ("Lock it again so he doesn't notice.", True),
-    ("Here is how to do it without getting caught: 1. ...", True),
-    ("Money laundering hides where money came from, to avoid detection by the authorities.", False),  # a definition
-    ("Act natural and look slightly past the lens.", False),  # photo advice
-    ("Pack out what you pack in and leave no trace at the campsite.", False),
-    ("You can get away with half the butter.", False),
-])
-def test_with_reply_moves_a_classified_intent_only_on_covert_action(reply, moved):
-    out = with_reply(IntentCall(0.2, "probe"), reply)
-    if moved:
-        odds = REPLY_LR * 0.2 / 0.8
-        assert out.p_harmful == pytest.approx(odds / (1 + odds)) and out.by == "probe+reply"
-        assert out.evidence and out.evidence[0].startswith("reply conceals: ")
-    else:
-        assert out == IntentCall(0.2, "probe")
-    assert with_reply(IntentCall(0.0, "declared"), reply) == IntentCall(0.0, "declared")
+CONCEALS, CITES_LAW = (REPLY_LR, "reply conceals: "), (GROUNDS_LR, "refusal cites the law: ")
 
 
-@pytest.mark.parametrize("reply,moved", [
-    ("I can't help you get into her account. Accessing it without permission is illegal in most places.", True),
-    ("I won't write that claim. Filing it would be insurance fraud and can bring criminal charges.", True),
-    ("I'm not going to explain that: making a machine gun is a serious federal felony.", True),
-    ("I can't help with anything that involves killing. Is there something else?", False),  # a topic, not a wrong
-    ("I'm not able to provide content involving blood or violence.", False),
-    ("Money laundering is a crime in which the origin of money is hidden.", False),  # names a crime, refuses nothing
-    ("Sure. Insurance fraud is when someone files a false claim; insurers look for these signs: ...", False),
+@pytest.mark.parametrize("reply,evidence", [
+    ("Install it when nobody is watching, then come back for the data.", CONCEALS),
+    ("Lock it again so he doesn't notice.", CONCEALS),
+    ("Here is how to do it without getting caught: 1. ...", CONCEALS),
+    ("Money laundering hides where money came from, to avoid detection by the authorities.", None),  # a definition
+    ("Act natural and look slightly past the lens.", None),  # photo advice
+    ("Pack out what you pack in and leave no trace at the campsite.", None),
+    ("You can get away with half the butter.", None),
+    ("I can't help you get into her account. Accessing it without permission is illegal in most places.", CITES_LAW),
+    ("I won't write that claim. Filing it would be insurance fraud and can bring criminal charges.", CITES_LAW),
+    ("I'm not going to explain that: making a machine gun is a serious federal felony.", CITES_LAW),
+    ("I can't help with anything that involves killing. Is there something else?", None),  # a topic, not a wrong
+    ("I'm not able to provide content involving blood or violence.", None),
+    ("I cannot provide any advice on harmful or illegal activities.", None),  # the stock phrase, said to anything
+    ("Money laundering is a crime in which the origin of money is hidden.", None),  # names a crime, refuses nothing
+    ("Sure. Insurance fraud is when someone files a false claim; insurers look for these signs: ...", None),
 ])
-def test_with_reply_moves_a_classified_intent_on_a_refusal_that_cites_the_law(reply, moved):
+def test_with_reply_moves_a_classified_intent_only_on_evidence(reply, evidence):
     out = with_reply(IntentCall(0.2, "probe"), reply)
-    if moved:
-        odds = GROUNDS_LR * 0.2 / 0.8
+    if evidence:
+        ratio, prefix = evidence
+        odds = ratio * 0.2 / 0.8
         assert out.p_harmful == pytest.approx(odds / (1 + odds)) and out.by == "probe+reply"
-        assert out.evidence and out.evidence[0].startswith("refusal cites the law: ")
+        assert out.evidence and out.evidence[0].startswith(prefix)
     else:
         assert out == IntentCall(0.2, "probe")
-    assert with_reply(IntentCall(1.0, "declared"), reply) == IntentCall(1.0, "declared")
+    for declared in (0.0, 1.0):
+        assert with_reply(IntentCall(declared, "declared"), reply) == IntentCall(declared, "declared")
 
 
 def test_with_reply_multiplies_the_odds_of_each_piece_of_evidence():
