@@ -74,6 +74,8 @@ REFUSAL = [
     rf"\b(?:i|we) (?:do not|don't) have the (?:ability|capability|authority|permission) to (?:\w+ ){{0,2}}?{_HELP}\b",
     r"\b(?:it|this)(?:'s| is) not possible (?:for me )?to (?:help|assist|discuss|provide|answer)\b",
     r"\b(?:i|we)'ll not\b",
+    # a stated policy: "I am committed to not discussing specific individuals"
+    rf"\b(?:i|we)\s*(?:am|'m|are|'re)\s+(?:\w+\s+)?(?:committed|programmed|designed)\s+(?:to not|not to)\s+{_HELP}",
 ]
 #: Whole replies that are a bare "no" (when the reply is nothing more, or a refusal follows).
 BARE_NO = re.compile(r"^\W*(?:no|nope|absolutely not|certainly not|definitely not|no way|not a chance|"
