@@ -56,8 +56,9 @@ class IntentCall:
 #: P(harmful)'s odds are multiplied by it (0.26 -> 0.78, 0.05 -> 0.34). Replies to benign requests rarely say how to
 #: act unseen: 0 of 3,374 distinct answers to benign prompts in the project's run folders matched (BENCHMARKS.md).
 REPLY_LR = 10.0
-#: Likelihood ratio of a refusal that names the law as its reason (``cues.GROUNDS``: "illegal", "a crime", "fraud"):
-#: GROUNDS_LR, measured in BENCHMARKS.md ("Refusals that cite the law").
+#: Likelihood ratio of a refusal that names the law as its reason (``cues.GROUNDS``: "illegal", "a crime", "fraud"),
+#: a cautious value: 19 of 116 refusals of harmful requests and 0 of 237 refusals of benign ones cite the law, about
+#: 39 with one pseudo-count (``bench/reply_evidence.py``; BENCHMARKS.md, "Refusals that cite the law").
 GROUNDS_LR = 10.0
 
 
