@@ -24,19 +24,17 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from iteralign.run import read_jsonl
+
 DATA = Path(__file__).resolve().parents[1] / "src/iteralign/data"
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
-
-
 def benign_prompts() -> list[str]:
     """The shipped benign prompts: contrast look-alikes, benign seeds, and the benign half of intent_eval."""
-    return ([r["text"] for r in _jsonl(DATA / "seeds/contrast_benign.jsonl")]
-            + [r["text"] for r in _jsonl(DATA / "seeds/benign_seeds.jsonl")]
-            + [r["text"] for r in _jsonl(DATA / "labelled/intent_eval.jsonl") if r["intent"] == "benign"])
+    return ([r["text"] for r in read_jsonl(DATA / "seeds/contrast_benign.jsonl")]
+            + [r["text"] for r in read_jsonl(DATA / "seeds/benign_seeds.jsonl")]
+            + [r["text"] for r in read_jsonl(DATA / "labelled/intent_eval.jsonl") if r["intent"] == "benign"])
 
 
 def generated(name: str) -> Path:
@@ -68,7 +66,7 @@ def count(path: Path) -> tuple[Counter, list[str]]:
     from iteralign.judging.intent import reply_evidence
 
     counts, alarms = Counter(), []
-    for row in _jsonl(path):
+    for row in read_jsonl(path):
         intent = row.get("intent") or ("harmful" if row.get("kind", "").startswith("harmful") else "benign")
         text = row["response"].replace("\u2019", "'")
         counts[(intent, "replies")] += 1

@@ -254,13 +254,18 @@ def blank(cue: str, text: str) -> str:
     return text
 
 
-def search(cue: str, text: str) -> re.Match | None:
-    """The first of ``cue``'s patterns to match ``text`` (in the order listed), or None."""
-    for pattern in CUES[cue]:
+def first_in(patterns: list[re.Pattern], text: str) -> re.Match | None:
+    """The match of the first of ``patterns`` to match ``text`` (in the order listed), or None."""
+    for pattern in patterns:
         match = pattern.search(text)
         if match:
             return match
     return None
+
+
+def search(cue: str, text: str) -> re.Match | None:
+    """The first of ``cue``'s patterns to match ``text`` (in the order listed), or None."""
+    return first_in(CUES[cue], text)
 
 
 def first_match(cue: str, text: str) -> str | None:
