@@ -57,8 +57,8 @@ class IntentCall:
 #: act unseen: 0 of 3,374 distinct answers to benign prompts in the project's run folders matched (BENCHMARKS.md).
 REPLY_LR = 10.0
 #: Likelihood ratio of a refusal that names the law as its reason (``cues.GROUNDS``: "illegal", "a crime", "fraud"),
-#: a cautious value: 19 of 116 refusals of harmful requests and 0 of 237 refusals of benign ones cite the law, about
-#: 39 with one pseudo-count (``bench/reply_evidence.py``; BENCHMARKS.md, "Refusals that cite the law").
+#: a cautious value: 19 of 116 refusals of harmful requests and 0 of 241 refusals of benign ones cite the law, about
+#: 40 with one pseudo-count (``bench/reply_evidence.py``; BENCHMARKS.md, "Refusals that cite the law").
 GROUNDS_LR = 10.0
 
 
