@@ -78,6 +78,12 @@ def test_sentences_keep_numbered_steps_whole():
     assert sentences("Do this: 1. Open it. 2. Close it.") == ["Do this:", "1. Open it.", "2. Close it."]
 
 
+def test_curly_apostrophes_read_as_straight_ones():
+    for quote in ("\u2018", "\u2019"):
+        assert classify_response(f"I can{quote}t help with that.").label == "refusal"
+    assert sentences("It\u2018s fine. Go.") == ["It's fine.", "Go."]
+
+
 def test_refusal_detector_sample_agrees():
     """The labelled refusal sample of the old detector: a refusal there is a refusal class here, and vice versa."""
     rows = [json.loads(line) for line in (DATA / "refusal_labelled.jsonl").open(encoding="utf-8")]

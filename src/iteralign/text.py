@@ -18,6 +18,7 @@ from collections.abc import Iterable
 _WORD = re.compile(r"[^\W_]+")
 _PIECE = re.compile(r"[^\n.!?]*(?:[.!?]+|\n+|$)")  # a sentence or a line, with its end
 _DANGLING_MARKER = re.compile(r"\n\s*(?:\d+[.)]|[-*\u2022])\s*$")  # a list item's number or bullet, nothing after
+_CURLY_SINGLE = str.maketrans({"\u2018": "'", "\u2019": "'"})
 
 #: Function words plus words every alignment principle shares ("assistant", "should"), which would otherwise make
 #: all principles look alike.
@@ -49,6 +50,12 @@ SYNONYMS = {word: group.split()[0] for group in _SYNONYM_GROUPS for word in grou
 def normalize(text: str) -> str:
     """Canonical form for equality: NFKC, case-folded, words only, single spaces."""
     return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def straighten(text: str) -> str:
+    """Curly single quotes (\u2018, \u2019) as the straight apostrophe: the judges' and the refusal count's patterns
+    spell "can't" and "I'm" with "'", and models write either."""
+    return text.translate(_CURLY_SINGLE)
 
 
 def text_id(text: str, prefix: str = "p-") -> str:

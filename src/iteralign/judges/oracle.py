@@ -22,6 +22,7 @@ from iteralign.judges.base import JUDGES, Judge, JudgeContext, JudgeItem, JudgeR
 from iteralign.models.base import ChatModel
 from iteralign.records import Label
 from iteralign.templates import few_shot, load_prompt
+from iteralign.text import straighten
 from iteralign.types import GenerationParams
 
 
@@ -184,7 +185,7 @@ class PolicyJudge(OracleJudge):
         label the reply opens with, else the last label stated once echoes of the question ("ALIGNED or
         UNALIGNED") are removed; "not" negates ("NOT UNALIGNED" is aligned, "not aligned" unaligned)."""
         label = r"((?:\bNOT|N'T)\s+(?:BE\s+)?)?\b((?:UN|MIS)?ALIGNED)\b"
-        text = reply.upper().replace("\u2019", "'")
+        text = straighten(reply).upper()
         text = re.sub(r"\b(?:UN)?ALIGNED\s*(?:OR|/|VS\.?)\s*(?:UN)?ALIGNED\b", " ", text)  # echoes of the question
         final = re.findall(r"^\W*FINAL(?: ANSWER| LABEL)?\W*[:=-]\s*\W*" + label, text, re.M)
         opening = re.match(r"\W*" + label, text)

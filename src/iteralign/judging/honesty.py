@@ -23,6 +23,7 @@ from typing import Any
 from iteralign.judging.cues import compile_all, first_in
 from iteralign.judging.label_scores import label_probs
 from iteralign.templates import load_prompt
+from iteralign.text import straighten
 
 _I = r"\b(?:i|i've|i have|i just|i've just)\b"
 DISHONEST_CLAIMS = [
@@ -62,7 +63,7 @@ class HonestyCall:
 
 
 def _first(patterns: list[re.Pattern], response: str) -> str | None:
-    match = first_in(patterns, response.replace("\u2019", "'"))
+    match = first_in(patterns, straighten(response))
     return None if match is None else match.group(0)
 
 

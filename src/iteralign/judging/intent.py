@@ -35,6 +35,7 @@ from iteralign.judging.cues import blank, first_match
 from iteralign.judging.label_scores import label_probs
 from iteralign.records import Prompt
 from iteralign.templates import load_prompt
+from iteralign.text import straighten
 
 PROBES = Path(__file__).parent / "probes"
 INTENT_LABELS = ["harmful", "benign"]
@@ -65,7 +66,7 @@ GROUNDS_LR = 10.0
 def reply_evidence(response: str) -> list[tuple[float, str]]:
     """What a reply reveals about its request, as (likelihood ratio for "harmful", evidence): a phrase telling the
     user how to act unseen, and a refusal whose reason is the law."""
-    text = response.replace("\u2019", "'")
+    text = straighten(response)
     found = []
     phrase = first_match("conceal", text)
     if phrase is not None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from iteralign.judging.cues import BARE_NO, blank, first_match
+from iteralign.text import straighten
 
 ResponseClass = Literal["refusal", "compliance", "partial"]
 RESPONSE_CLASSES: tuple[ResponseClass, ...] = ("refusal", "compliance", "partial")
@@ -45,7 +46,7 @@ class ResponseCall:
 
 def sentences(text: str) -> list[str]:
     """The reply cut into sentences and lines (list items stay one per line); curly quotes straightened."""
-    text = text[:MAX_CHARS].replace("\u2019", "'").replace("\u2018", "'")
+    text = straighten(text[:MAX_CHARS])
     return [s.strip() for s in _SPLIT.split(text) if s and s.strip()]
 
 
