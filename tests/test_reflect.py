@@ -11,7 +11,8 @@ from iteralign.constitution import Principle
 from iteralign.loop import run_loop
 from iteralign.records import Answer, Prompt, Verdict
 from iteralign.run import read_jsonl
-from iteralign.judging.cues import cut, pieces
+from iteralign.judging.cues import cut
+from iteralign.text import pieces
 from iteralign.stages.reflect import ReflectConfig, revision, revision_conversation
 from loop_helpers import scripted_config
 

@@ -1,5 +1,7 @@
-"""Text normalisation and word-overlap similarity, shared by prompt deduplication and the principle store; and
-``before_repetition``, which cuts a looping answer where the loop begins (for training on cut replay answers).
+"""Text normalisation and word-overlap similarity, shared by prompt deduplication and the principle store; the one
+sentence splitter (``pieces``, ``sentences``: the judges' rules, ``reflect.meta: cut``) and apostrophe straightening
+the judges share; and ``before_repetition``, which cuts a looping answer where the loop begins (for training on cut
+replay answers).
 
 Two prompts or principles that differ only in case, punctuation, Unicode width or spacing are the same item: they get
 the same id (``text_id``) and deduplicate by exact equality of ``normalize``. Near-duplicates (the same principle
@@ -16,7 +18,10 @@ import unicodedata
 from collections.abc import Iterable
 
 _WORD = re.compile(r"[^\W_]+")
-_PIECE = re.compile(r"[^\n.!?]*(?:[.!?]+|\n+|$)")  # a sentence or a line, with its end
+#: Where a sentence (or clause, or line) ends: after ".", "!", "?", ";" or ":" and the spaces that follow, unless the
+#: mark ends a list number ("1. Open it" stays one piece), or at line breaks.
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])(?<!\b\d[.)])(?<!\b\d\d[.)])\s+|\n+")
+_LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s+")
 _DANGLING_MARKER = re.compile(r"\n\s*(?:\d+[.)]|[-*\u2022])\s*$")  # a list item's number or bullet, nothing after
 _CURLY_SINGLE = str.maketrans({"\u2018": "'", "\u2019": "'"})
 
@@ -96,16 +101,36 @@ def overlap_cosine(a: Iterable[str], b: Iterable[str]) -> float:
     return len(a & b) / math.sqrt(len(a) * len(b)) if a and b else 0.0
 
 
+def pieces(text: str) -> list[str]:
+    """``text`` cut where sentences and lines end (``_SENTENCE_END``), each piece with the spaces after it, so that
+    ``"".join(pieces(t)) == t``: the one sentence splitter of the judges' rules, the cutting of a revision's talk
+    about revising and the repetition cut below."""
+    out, start = [], 0
+    for end in _SENTENCE_END.finditer(text):
+        out.append(text[start:end.end()])
+        start = end.end()
+    return [p for p in [*out, text[start:]] if p]
+
+
+def sentences(text: str) -> list[str]:
+    """The non-empty ``pieces`` of ``text``, stripped."""
+    return [s for p in pieces(text) if (s := p.strip())]
+
+
 def before_repetition(text: str, min_words: int = 4) -> str:
-    """``text`` up to the first sentence or line that repeats an earlier one (``normalize``-equal; pieces of fewer
-    than ``min_words`` words, such as list numbers, never count; a list marker left dangling goes too). A small
-    model cut off by its length limit has often fallen into a loop; its answer is worth training on only up to it."""
+    """``text`` up to the first sentence or line that repeats an earlier one (``normalize``-equal once a list number
+    or bullet is set aside; pieces of fewer than ``min_words`` words never count). What would be left introducing the
+    cut part goes too: pieces ending in a colon ("3. **Seek help**:") and a dangling list marker. A small model cut
+    off by its length limit has often fallen into a loop; its answer is worth training on only up to it."""
     seen: set[str] = set()
-    for piece in _PIECE.finditer(text):
-        key = normalize(piece.group())
+    parts = pieces(text)
+    for i, piece in enumerate(parts):
+        key = normalize(_LIST_MARKER.sub("", piece))
         if len(key.split()) < min_words:
             continue
         if key in seen:
-            return _DANGLING_MARKER.sub("", text[: piece.start()]).rstrip()
+            while i > 0 and parts[i - 1].rstrip().endswith(":"):
+                i -= 1
+            return _DANGLING_MARKER.sub("", "".join(parts[:i])).rstrip()
         seen.add(key)
     return text

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import re
 
+from iteralign.text import pieces
+
 _HELP = (
     r"(?:help|assist|aid|provide|give|offer|share|supply|create|generate|write|produce|make|do|comply|fulfil|fulfill|"
     r"answer|respond|engage|support|participate|facilitate|encourage|promote|endorse|discuss|describe|explain|tell|"
@@ -274,17 +276,7 @@ def first_match(cue: str, text: str) -> str | None:
     return None if match is None else (match.group(0).strip() or match.group(0))
 
 
-_BREAK = re.compile(r"(?<=[.!?:])\s+|\n+")  # after a sentence's end (or a colon) and its spaces, or at a line break
 _BUT = re.compile(r",\s*but\s+", re.IGNORECASE)
-
-
-def pieces(text: str) -> list[str]:
-    """``text`` as sentences and lines, each with the spaces after it: ``"".join(pieces(t)) == t``."""
-    out, start = [], 0
-    for brk in _BREAK.finditer(text):
-        out.append(text[start:brk.end()])
-        start = brk.end()
-    return [p for p in [*out, text[start:]] if p]
 
 
 def cut(cue: str, text: str) -> tuple[str, list[str]]:

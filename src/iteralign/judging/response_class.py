@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from iteralign.judging.cues import BARE_NO, blank, first_match
-from iteralign.text import straighten
+from iteralign.text import sentences as text_sentences, straighten
 
 ResponseClass = Literal["refusal", "compliance", "partial"]
 RESPONSE_CLASSES: tuple[ResponseClass, ...] = ("refusal", "compliance", "partial")
 
-_SPLIT = re.compile(r"(?<=[.!?;:])(?<!\b\d[.)])(?<!\b\d\d[.)])\s+|\n+")  # "1. Do this" stays one sentence
 #: Sentences of a reply longer than this are not read (a judge never needs the tail of a 10-page answer).
 MAX_CHARS = 4000
 
@@ -46,8 +45,7 @@ class ResponseCall:
 
 def sentences(text: str) -> list[str]:
     """The reply cut into sentences and lines (list items stay one per line); curly quotes straightened."""
-    text = straighten(text[:MAX_CHARS])
-    return [s.strip() for s in _SPLIT.split(text) if s and s.strip()]
+    return text_sentences(straighten(text[:MAX_CHARS]))
 
 
 @dataclass
