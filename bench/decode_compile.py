@@ -53,7 +53,7 @@ def _hf(path: Path, convs: list, compiled: bool) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, CompileConfig
 
     tok = AutoTokenizer.from_pretrained(path, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, use_safetensors=True).eval()
     texts = sorted((tok.apply_chat_template([{"role": "user", "content": c}], tokenize=False, add_generation_prompt=True)
                     for c in convs), key=lambda t: len(tok(t).input_ids))
     batches = [tok(texts[i:i + BATCH], return_tensors="pt", padding=True) for i in range(0, len(texts), BATCH)]
