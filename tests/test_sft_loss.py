@@ -135,6 +135,64 @@ def test_padding_free_head_equals_the_padded_batch_float32(smol_path):
     assert float((grad_f - grad_p).norm() / grad_p.norm()) < 1e-5
 
 
+def _head_runs(smol_path, ids, mask, labels, weights):
+    """Per-token log-probabilities, entropy and gradient of the LoRA model's answer head on a padded batch, run
+    plainly and padding-free, with the token count each run put through the model."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from iteralign.stages.sft_attention import use_segment_attention
+    from iteralign.stages.sft_loss import METRICS, install_answer_head
+
+    results = []
+    for free in (False, True):
+        torch.manual_seed(0)
+        m = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)
+        m = get_peft_model(m, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        assert install_answer_head(m, METRICS, padding_free=free) and use_segment_attention(m)
+        seen = []
+        m.get_input_embeddings().register_forward_hook(lambda mod, args, out: seen.append(args[0].numel()))
+        out = m(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True)
+        (out.log_probs.sum(1) * weights).sum().backward()
+        grad = torch.cat([p.grad.flatten() for p in m.parameters() if p.requires_grad])
+        results.append((out.log_probs, out.entropy, out.is_top1, grad, seen))
+    return results
+
+
+def test_prefixes_shared_by_rows_are_run_once_with_the_same_values_float32(smol_path):
+    """A DPO-like batch: two prompts, each with a chosen and a rejected answer (rows 0/2 and 1/3, as TRL orders
+    them), all four opening with the same 10-token header. Padding-free, each prompt runs once (and the header
+    once): the same log-probabilities, metrics and gradients as the padded batch run whole."""
+    g = torch.Generator().manual_seed(3)
+    header, prompts = torch.randint(5, 4000, (10,), generator=g), torch.randint(5, 4000, (2, 12), generator=g)
+    answers = torch.randint(5, 4000, (4, 9), generator=g)
+    lengths = [9, 5, 7, 3]  # answer tokens per row
+    ids = torch.zeros(4, 31, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for row, (prompt, n) in enumerate(zip([0, 1, 0, 1], lengths)):
+        seq = torch.cat([header, prompts[prompt], answers[row, :n]])
+        ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
+        labels[row, 22:len(seq)] = seq[22:]
+    (lp_p, ent_p, top_p, grad_p, seen_p), (lp_f, ent_f, top_f, grad_f, seen_f) = _head_runs(
+        smol_path, ids, mask, labels, torch.tensor([1.0, -2.0, 0.5, 3.0]))
+    assert seen_p == [4 * 31] and seen_f == [10 + 2 * 12 + sum(lengths)]  # header once, each prompt once
+    assert torch.allclose(lp_f, lp_p, atol=1e-4) and torch.allclose(ent_f, ent_p, atol=1e-4)
+    assert torch.equal(top_f, top_p) and float((grad_f - grad_p).norm() / grad_p.norm()) < 1e-5
+
+
+def test_layout_shares_the_longest_prefix_with_an_earlier_row():
+    from iteralign.stages.shared_prefix import MIN_SHARED, layout
+
+    base = list(range(10, 10 + MIN_SHARED + 4))
+    ids = torch.tensor([base + [1, 2], base[:MIN_SHARED] + [7, 7, 7, 7, 7, 7], base + [3, 0], [5] * 14])
+    keep = ids != 0
+    plan = layout(ids, keep)
+    assert [(s.parent, s.shared) for s in plan.spans] == [(-1, 0), (0, MIN_SHARED), (0, len(base)), (-1, 0)]
+    assert plan.ids.shape[1] == 14 + (14 - MIN_SHARED) + 1 + 14
+    assert plan.positions[0, plan.spans[2].start].item() == len(base)  # positions go on after the shared part
+
+
 @pytest.mark.model
 def test_dpo_reference_logprobs_through_our_head_cached_beside_the_dataset(smol_path, tmp_path):
     """TRL's DPOTrainer with ``answer_head_trainer``: the precomputed reference log-probabilities are the plain model's
@@ -189,10 +247,13 @@ def test_sft_trainer_mixin_loss_equals_trl_and_metrics_only_on_request(smol_path
         args = SFTConfig(output_dir=str(tmp_path / cls.__name__), per_device_train_batch_size=2, max_steps=1,
                          learning_rate=1e-4, report_to="none", use_cpu=True, bf16=False, save_strategy="no",
                          logging_steps=1, completion_only_loss=True)
-        trainer = cls(model=AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32), args=args,
-                      train_dataset=Dataset.from_list(rows), processing_class=AutoTokenizer.from_pretrained(smol_path))
+        model = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)
+        read = []
+        model.get_input_embeddings().register_forward_hook(lambda mod, args, out: read.append(args[0].numel()))
+        trainer = cls(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                      processing_class=AutoTokenizer.from_pretrained(smol_path))
         trainer.train()
-        return trainer.state.log_history[0]
+        return trainer.state.log_history[0] | {"read": sum(read)}
 
     plain, fast, with_metrics = step(SFTTrainer), step(answer_loss_trainer(SFTTrainer)), step(
         answer_loss_trainer(SFTTrainer, metrics=True))
@@ -201,3 +262,5 @@ def test_sft_trainer_mixin_loss_equals_trl_and_metrics_only_on_request(smol_path
     assert abs(with_metrics["entropy"] - plain["entropy"]) < 1e-3
     assert with_metrics["mean_token_accuracy"] == plain["mean_token_accuracy"]
     assert fast["num_tokens"] == plain["num_tokens"]  # padding is not counted either way
+    # the fast path reads neither the padding nor, twice, the chat header and "Say something about" the rows share
+    assert fast["read"] < plain["num_tokens"] - 20 < plain["read"]

@@ -6,7 +6,10 @@ quadratic in the row's length, most of it masked out, and on CPU the backward of
 was the largest single cost of a LoRA step (24% of bf16 SFT time in the profile of BENCHMARKS.md). Here each
 sequence of the row is attended on its own (causal SDPA, grouped-query heads without copies, in float32, whose CPU
 kernel ran forward + backward in 14 ms where bf16 took 22 and the masked row 29: bench note in BENCHMARKS.md): the
-same result, without the masked blocks. Anything else (several rows, a cache, one sequence) goes to transformers' ``sdpa``.
+same result, without the masked blocks. A row laid out by ``shared_prefix.layout`` comes with its spans
+(``segment_tree``): a span that continues an earlier row's prefix attends over that row's keys and values for the
+shared positions and its own after them. Anything else (several rows, a cache, one sequence) goes to transformers'
+``sdpa``.
 
 ``use_segment_attention(model)`` registers the function under ``NAME`` with transformers' ``AttentionInterface``
 (masks built as for ``sdpa``) and switches a model that uses ``sdpa`` to it.
@@ -34,6 +37,9 @@ def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_m
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    tree = kwargs.pop("segment_tree", None)
+    if tree is not None:
+        return _tree_attention(module, query, key, value, tree, dropout, scaling)
     position_ids = kwargs.get("position_ids")
     spans = None
     if position_ids is not None and query.shape[0] == 1 and query.shape[2] == key.shape[2] > 1:
@@ -49,6 +55,28 @@ def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_m
         q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
         for s, e in spans], dim=2)
     return out.to(query.dtype).transpose(1, 2).contiguous(), None
+
+
+def _tree_attention(module: Any, query: Any, key: Any, value: Any, tree: list, dropout: float,
+                    scaling: float | None) -> tuple[Any, None]:
+    """Attention over the packed row of ``shared_prefix.layout``: each span's queries over its parent's keys and
+    values for the shared positions (all visible) and its own (causal)."""
+    import torch
+
+    from iteralign.stages.shared_prefix import whole
+
+    q, k, v = (t.float() for t in (query, key, value)) if query.device.type == "cpu" else (query, key, value)
+    gqa = getattr(module, "num_key_value_groups", 1) > 1
+    keys, values = whole(tree, k, 2), whole(tree, v, 2)
+    outs = []
+    for span, ks, vs in zip(tree, keys, values):
+        n = span.end - span.start
+        mask = None if span.parent < 0 else torch.ones(n, span.shared + n, dtype=torch.bool,
+                                                        device=q.device).tril(span.shared)
+        outs.append(torch.nn.functional.scaled_dot_product_attention(
+            q[:, :, span.start:span.end], ks, vs, attn_mask=mask, dropout_p=dropout, scale=scaling,
+            is_causal=mask is None, enable_gqa=gqa))
+    return torch.cat(outs, dim=2).to(query.dtype).transpose(1, 2).contiguous(), None
 
 
 def use_segment_attention(model: Any) -> bool:

@@ -16,13 +16,15 @@ positions first, (2) computes in one pass per chunk of answer tokens the log-pro
 respect to the hidden state, ``d log p / d h = (onehot - softmax) W``, so the backward is a scale of a saved
 ``tokens x hidden`` tensor (no logits saved, none recomputed; the weight gradient, needed only when the LM head
 trains, is recomputed chunk by chunk), and (3) computes entropy / top-1 only when asked. ``AnswerLossMixin`` for
-``SFTTrainer`` uses it, skips the metrics unless ``answer_metrics`` is set, and (4) removes the padding of each
-batch (its rows are laid end to end with restarting position ids and attended one sequence at a time, see
-``sft_attention``; the batches themselves are unchanged). The loss equals TRL's (tests/test_sft_loss.py).
+``SFTTrainer`` uses it, skips the metrics unless ``answer_metrics`` is set, and (4) runs each batch without its
+padding and with the prefixes its rows share run once (its rows' own tokens laid end to end in one row and attended
+span by span: ``shared_prefix``, ``sft_attention``; the batches themselves are unchanged). The loss equals TRL's
+(tests/test_sft_loss.py).
 
 DPO: TRL's ``DPOTrainer`` calls the same fused head (policy and reference), so ``install_answer_head(trainer.model,
 metrics=("entropy", "mean_logits", "is_top1"), padding_free=True)`` after building the trainer gives it the same
-savings, (4) included: the head runs each right-padded chosen + rejected batch without its padding; with
+savings, (4) included: the head runs each right-padded chosen + rejected batch without its padding, and each
+prompt once for its chosen and rejected answers (``shared_prefix``); with
 ``precompute_ref_log_probs=True`` TRL computes the reference log-probabilities once, through this head, before
 training. ``sequence_logprobs`` computes per-sequence answer log-probabilities for any other use.
 """
@@ -35,6 +37,7 @@ from typing import Any
 
 import torch
 
+from iteralign.stages import shared_prefix
 from iteralign.stages.sft_attention import use_segment_attention
 
 #: Floats per logits chunk (answer tokens x vocabulary): 16 MB, under glibc's largest mmap threshold (32 MB), so a
@@ -160,8 +163,8 @@ def install_answer_head(model: Any, metrics: tuple[str, ...] = (), padding_free:
     front of whatever TRL installed, which still serves every other call (generation, plain forwards, shifted
     labels under sequence parallelism). ``metrics``: per-token extras to compute (``METRICS``); TRL's SFT trainer
     needs ``entropy`` and ``is_top1`` unless ``AnswerLossMixin`` skips them, its DPO trainer all three.
-    ``padding_free``: a right-padded batch (TRL's DPO collator) runs through the model without its padding
-    (``padded_hidden``); the outputs keep the batch's shape. Returns False (nothing installed) for heads with logit
+    ``padding_free``: a padded batch (TRL's DPO collator) runs through the model without its padding and with the
+    prefixes its rows share run once (``padded_hidden``); the outputs keep the batch's shape. Returns False (nothing installed) for heads with logit
     scaling or soft-capping.
     """
     from trl.trainer.utils import FusedCausalLMOutput
@@ -177,7 +180,7 @@ def install_answer_head(model: Any, metrics: tuple[str, ...] = (), padding_free:
             return inner(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
                          num_items_in_batch=num_items_in_batch, **kw)
         kw["use_cache"] = False
-        if padding_free and not args and has_padding_only(kw):
+        if padding_free and not args and packable(kw):
             hidden = padded_hidden(self.base_model, kw)[:, :-1]
         else:
             hidden = self.base_model(*args, **kw).last_hidden_state[:, :-1]
@@ -218,25 +221,26 @@ def row_starts(keep: Any) -> tuple[Any, Any]:
     return lengths, torch.cumsum(lengths, 0) - lengths
 
 
-def has_padding_only(kw: dict) -> bool:
-    """Whether ``padded_hidden`` can run this batch: it has padding, and no per-token input besides the ids and the
-    mask (token types, image positions, ... would have to be unpadded too)."""
+def packable(kw: dict) -> bool:
+    """Whether ``padded_hidden`` can run this batch: it has an attention mask, and no per-token input besides the ids
+    and the mask (token types, image positions, ... would have to be laid out too)."""
     mask = kw.get("attention_mask")
-    if mask is None or bool(mask.all()):
+    if mask is None:
         return False
     return not any(isinstance(v, torch.Tensor) and v.shape[:2] == mask.shape
                    for k, v in kw.items() if k not in ROW_KEYS)
 
 
 def padded_hidden(body: Any, kw: dict) -> Any:
-    """The last hidden states of a right-padded batch, computed without its padding: its rows end to end in one row
-    (positions restarting; ``sft_attention`` attends each on its own), laid back in the batch's shape (zeros at the
-    padding, which no target reads)."""
+    """The last hidden states of a padded batch, computed without its padding and with the prefixes its rows share
+    run once (``shared_prefix``): each row's own tokens end to end in one row, attended span by span
+    (``sft_attention``), laid back in the batch's shape (zeros at the padding, which no target reads)."""
     keep = kw["attention_mask"].bool()
     rest = {k: v for k, v in kw.items() if k not in ROW_KEYS}
-    row = body(input_ids=kw["input_ids"][keep][None], position_ids=row_positions(*row_starts(keep))[None],
+    plan = shared_prefix.layout(kw["input_ids"], keep)
+    row = body(input_ids=plan.ids, position_ids=plan.positions, segment_tree=plan.spans,
                **rest).last_hidden_state[0]
-    return row.new_zeros(*keep.shape, row.shape[-1]).masked_scatter(keep[..., None], row)
+    return shared_prefix.rows(plan, row, keep)
 
 
 def unpad(inputs: dict) -> dict:
@@ -257,7 +261,8 @@ def unpad(inputs: dict) -> dict:
 
 
 class AnswerLossMixin:
-    """Put before TRL's ``SFTTrainer`` in a subclass: the answer-only chunked loss, no padding, metrics on request.
+    """Put before TRL's ``SFTTrainer`` in a subclass: the answer-only chunked loss, no padding, the prefixes rows
+    share (the chat template's header) run once, metrics on request.
 
     ``answer_metrics = True`` (class or instance attribute) keeps TRL's per-step ``entropy`` and
     ``mean_token_accuracy`` (computed by our head); otherwise they are not computed. Configurations this does not
@@ -269,9 +274,11 @@ class AnswerLossMixin:
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._answer_head = install_answer_head(self.model, ("entropy", "is_top1") if self.answer_metrics else ())
-        if self._answer_head:  # unpadded rows: attention one sequence at a time (sft_attention)
-            use_segment_attention(self.model)
+        # the head drops each batch's padding and runs shared prefixes once where every sequence can be attended on
+        # its own (sft_attention); elsewhere the rows are laid end to end before the call (``unpad``)
+        self._padding_free = use_segment_attention(self.model)
+        self._answer_head = install_answer_head(self.model, ("entropy", "is_top1") if self.answer_metrics else (),
+                                                padding_free=self._padding_free)
 
     def _answer_loss_applies(self, model) -> bool:
         parallel = getattr(self.accelerator, "parallelism_config", None)
@@ -282,16 +289,17 @@ class AnswerLossMixin:
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self._answer_loss_applies(model):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        inputs = unpad(inputs)
         if self.answer_metrics or return_outputs:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        inputs["use_cache"] = False
+            return super().compute_loss(model, unpad(inputs), return_outputs, num_items_in_batch)
+        inputs = (inputs if self._padding_free else unpad(inputs)) | {"use_cache": False}
         out = model(**inputs, fused_lm_head=True)
         count = out.label_mask.sum() if num_items_in_batch is None else num_items_in_batch
         loss = -out.log_probs.sum() / torch.as_tensor(count).clamp(min=1)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-        tokens = torch.tensor(inputs["input_ids"].numel(), device=inputs["input_ids"].device)  # no padding left
+        mask = inputs.get("attention_mask")  # tokens that are not padding
+        tokens = mask.sum() if mask is not None else torch.tensor(inputs["input_ids"].numel(),
+                                                                  device=inputs["input_ids"].device)
         self._total_train_tokens += self.accelerator.gather_for_metrics(tokens).sum().item() // self._tp_size
         self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
         return loss
