@@ -100,41 +100,6 @@ def test_head_unpad_and_segments_equal_trl_fused_head_float32(smol_path):
     assert float((grad_o - grad_t).norm() / grad_t.norm()) < 1e-5
 
 
-@pytest.mark.model
-def test_padding_free_head_equals_the_padded_batch_float32(smol_path):
-    """DPO's head (``padding_free``): a right-padded batch run without its padding gives the padded run's per-token
-    log-probabilities, metrics and gradients."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from iteralign.stages.sft_attention import use_segment_attention
-    from iteralign.stages.sft_loss import METRICS, install_answer_head
-
-    g = torch.Generator().manual_seed(2)
-    ids = torch.randint(5, 4000, (4, 20), generator=g)
-    mask = torch.ones_like(ids)
-    mask[0, 9:], mask[2, 15:], mask[3, 4:] = 0, 0, 0
-    labels = ids.masked_fill(mask == 0, -100)
-    labels[:, :3] = -100
-    results = []
-    for free in (False, True):
-        torch.manual_seed(0)
-        m = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)
-        m = get_peft_model(m, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-        assert install_answer_head(m, METRICS, padding_free=free) and use_segment_attention(m)
-        seen = []
-        m.get_input_embeddings().register_forward_hook(lambda mod, args, out: seen.append(tuple(args[0].shape)))
-        out = m(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True)
-        assert seen == [(1, int(mask.sum()))] if free else seen == [(4, 20)]  # padding-free: no padding token read
-        (out.log_probs.sum(1) * torch.tensor([1.0, -2.0, 0.5, 3.0])).sum().backward()
-        grad = torch.cat([p.grad.flatten() for p in m.parameters() if p.requires_grad])
-        results.append((out.log_probs, out.entropy, out.is_top1, grad))
-    (lp_p, ent_p, top_p, grad_p), (lp_f, ent_f, top_f, grad_f) = results
-    assert lp_f.shape == lp_p.shape == (4, 19) and torch.allclose(lp_f, lp_p, atol=1e-4)
-    assert torch.allclose(ent_f, ent_p, atol=1e-4) and torch.equal(top_f, top_p)
-    assert float((grad_f - grad_p).norm() / grad_p.norm()) < 1e-5
-
-
 def _head_runs(smol_path, ids, mask, labels, weights):
     """Per-token log-probabilities, entropy and gradient of the LoRA model's answer head on a padded batch, run
     plainly and padding-free, with the token count each run put through the model."""
@@ -159,6 +124,25 @@ def _head_runs(smol_path, ids, mask, labels, weights):
     return results
 
 
+@pytest.mark.model
+def test_padding_free_head_equals_the_padded_batch_float32(smol_path):
+    """DPO's head (``padding_free``): a right-padded batch run without its padding gives the padded run's per-token
+    log-probabilities, metrics and gradients."""
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(5, 4000, (4, 20), generator=g)
+    mask = torch.ones_like(ids)
+    mask[0, 9:], mask[2, 15:], mask[3, 4:] = 0, 0, 0
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, :3] = -100
+    (lp_p, ent_p, top_p, grad_p, seen_p), (lp_f, ent_f, top_f, grad_f, seen_f) = _head_runs(
+        smol_path, ids, mask, labels, torch.tensor([1.0, -2.0, 0.5, 3.0]))
+    assert seen_p == [4 * 20] and seen_f == [int(mask.sum())]  # padding-free: no padding token read
+    assert lp_f.shape == lp_p.shape == (4, 19) and torch.allclose(lp_f, lp_p, atol=1e-4)
+    assert torch.allclose(ent_f, ent_p, atol=1e-4) and torch.equal(top_f, top_p)
+    assert float((grad_f - grad_p).norm() / grad_p.norm()) < 1e-5
+
+
+@pytest.mark.model
 def test_prefixes_shared_by_rows_are_run_once_with_the_same_values_float32(smol_path):
     """A DPO-like batch: two prompts, each with a chosen and a rejected answer (rows 0/2 and 1/3, as TRL orders
     them), all four opening with the same 10-token header. Padding-free, each prompt runs once (and the header
