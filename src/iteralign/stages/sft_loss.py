@@ -164,8 +164,8 @@ def install_answer_head(model: Any, metrics: tuple[str, ...] = (), padding_free:
     labels under sequence parallelism). ``metrics``: per-token extras to compute (``METRICS``); TRL's SFT trainer
     needs ``entropy`` and ``is_top1`` unless ``AnswerLossMixin`` skips them, its DPO trainer all three.
     ``padding_free``: a padded batch (TRL's DPO collator) runs through the model without its padding and with the
-    prefixes its rows share run once (``padded_hidden``); the outputs keep the batch's shape. Returns False (nothing installed) for heads with logit
-    scaling or soft-capping.
+    prefixes its rows share run once (``padded_hidden``); the outputs keep the batch's shape. Returns False (nothing
+    installed) for heads with logit scaling or soft-capping.
     """
     from trl.trainer.utils import FusedCausalLMOutput
 
