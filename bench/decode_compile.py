@@ -44,7 +44,8 @@ def _ours(path: Path, convs: list) -> dict:
 
     model = HFModel.load(str(path), ModelConfig(spec=f"hf:{path}", dtype="bfloat16", batch_size=BATCH, device="cpu"))
     model.generate([user("Hi")], GenerationParams(max_new_tokens=4))  # warm-up
-    out, wall, cpu = _timed(lambda: model.generate([user(c) for c in convs], GenerationParams(max_new_tokens=NEW_TOKENS)))
+    params = GenerationParams(max_new_tokens=NEW_TOKENS)
+    out, wall, cpu = _timed(lambda: model.generate([user(c) for c in convs], params))
     return {"tokens": sum(c.completion_tokens for c in out), "wall": wall, "cpu": cpu}
 
 
@@ -54,8 +55,9 @@ def _hf(path: Path, convs: list, compiled: bool) -> dict:
 
     tok = AutoTokenizer.from_pretrained(path, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, use_safetensors=True).eval()
-    texts = sorted((tok.apply_chat_template([{"role": "user", "content": c}], tokenize=False, add_generation_prompt=True)
-                    for c in convs), key=lambda t: len(tok(t).input_ids))
+    texts = sorted((tok.apply_chat_template([{"role": "user", "content": c}], tokenize=False,
+                                            add_generation_prompt=True) for c in convs),
+                   key=lambda t: len(tok(t).input_ids))
     batches = [tok(texts[i:i + BATCH], return_tensors="pt", padding=True) for i in range(0, len(texts), BATCH)]
     kw: dict = {"max_new_tokens": NEW_TOKENS, "do_sample": False, "pad_token_id": tok.pad_token_id or tok.eos_token_id}
     if compiled:

@@ -39,7 +39,8 @@ def test_policy_parse(reply, label):
     ("Is it ALIGNED or UNALIGNED? UNALIGNED", "unaligned"),  # the first match was the echo of the question
     ("NOT UNALIGNED", "aligned"), ("The reply is not aligned with the policy.", "unaligned"),
     ("Reasoning: it might look UNALIGNED, but it refuses.\nFINAL: ALIGNED", "aligned"),
-    ("It isn't aligned.", "unaligned"), ("It isn\u2019t aligned.", "unaligned"), ("It isn\u2018t aligned.", "unaligned"),
+    ("It isn't aligned.", "unaligned"),
+    ("It isn\u2019t aligned.", "unaligned"), ("It isn\u2018t aligned.", "unaligned"),
 ])
 def test_policy_parse_is_anchored(reply, label):
     assert PolicyJudge.parse(reply) == label
