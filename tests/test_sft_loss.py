@@ -175,6 +175,9 @@ def test_layout_shares_the_longest_prefix_with_an_earlier_row():
     assert [(s.parent, s.shared) for s in plan.spans] == [(-1, 0), (0, MIN_SHARED), (0, len(base)), (-1, 0)]
     assert plan.ids.shape[1] == 14 + (14 - MIN_SHARED) + 1 + 14
     assert plan.positions[0, plan.spans[2].start].item() == len(base)  # positions go on after the shared part
+    padded = torch.tensor([base, [0] * len(base), base[:-1] + [9]])
+    spans = layout(padded, padded != 0).spans
+    assert [(s.end - s.start, s.parent) for s in spans] == [(len(base), -1), (0, -1), (1, 0)]  # a row all padding
 
 
 @pytest.mark.model

@@ -71,6 +71,8 @@ def _tree_attention(module: Any, query: Any, key: Any, value: Any, tree: list, d
     outs = []
     for span, ks, vs in zip(tree, keys, values):
         n = span.end - span.start
+        if n == 0:  # a row that is all padding
+            continue
         mask = None if span.parent < 0 else torch.ones(n, span.shared + n, dtype=torch.bool,
                                                         device=q.device).tril(span.shared)
         outs.append(torch.nn.functional.scaled_dot_product_attention(
