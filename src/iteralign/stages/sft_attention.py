@@ -34,8 +34,9 @@ def segments(position_ids: Any) -> list[tuple[int, int]]:
 def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
                       scaling: float | None = None, **kwargs) -> tuple[Any, None]:
     """transformers attention-function signature: ``(B, heads, L, dim)`` in, ``(B, L, heads, dim)`` out."""
-    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from iteralign.stages.shared_prefix import Span
 
     tree = kwargs.pop("segment_tree", None)
     if tree is not None:
@@ -47,25 +48,21 @@ def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_m
     if not spans or len(spans) == 1:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    gqa = getattr(module, "num_key_value_groups", 1) > 1
-    q, k, v = query, key, value
-    if query.device.type == "cpu":  # CPU's flash kernel: float32 forward + backward ~1.5x faster than bf16
-        q, k, v = query.float(), key.float(), value.float()
-    out = torch.cat([torch.nn.functional.scaled_dot_product_attention(
-        q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
-        for s, e in spans], dim=2)
-    return out.to(query.dtype).transpose(1, 2).contiguous(), None
+    roots = [Span(start, end, -1, 0) for start, end in spans]  # sequences laid end to end share nothing
+    return _tree_attention(module, query, key, value, roots, dropout, scaling)
 
 
 def _tree_attention(module: Any, query: Any, key: Any, value: Any, tree: list, dropout: float,
                     scaling: float | None) -> tuple[Any, None]:
-    """Attention over the packed row of ``shared_prefix.layout``: each span's queries over its parent's keys and
-    values for the shared positions (all visible) and its own (causal)."""
+    """Attention over a packed row, span by span: each span's queries over its parent's keys and values for the
+    shared positions (all visible) and its own (causal); a span without a parent over its own only."""
     import torch
 
     from iteralign.stages.shared_prefix import whole
 
-    q, k, v = (t.float() for t in (query, key, value)) if query.device.type == "cpu" else (query, key, value)
+    q, k, v = query, key, value
+    if query.device.type == "cpu":  # CPU's flash kernel: float32 forward + backward ~1.5x faster than bf16
+        q, k, v = query.float(), key.float(), value.float()
     gqa = getattr(module, "num_key_value_groups", 1) > 1
     keys, values = whole(tree, k, 2), whole(tree, v, 2)
     outs = []
