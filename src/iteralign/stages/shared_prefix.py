@@ -46,14 +46,14 @@ def common_prefix(a: Any, b: Any) -> int:
 
 def layout(input_ids: Any, keep: Any) -> Layout:
     """The packed row of a padded batch (``keep``: its attention mask, as booleans): each row's tokens after the
-    prefix it shares with its parent. Every row keeps at least its last token, whose hidden state predicts nothing
-    of its own but makes each span non-empty."""
-    rows = [input_ids[r][keep[r]] for r in range(input_ids.shape[0])]
+    prefix it shares with its parent. Every row keeps at least its last token, so that only a row that is all padding
+    has an empty span."""
+    seqs = [input_ids[r][keep[r]] for r in range(input_ids.shape[0])]
     spans, own, positions, start = [], [], [], 0
-    for r, tokens in enumerate(rows):
+    for r, tokens in enumerate(seqs):
         parent, shared = -1, 0
         for q in range(r):
-            k = min(common_prefix(tokens, rows[q]), tokens.shape[0] - 1)
+            k = min(common_prefix(tokens, seqs[q]), tokens.shape[0] - 1)
             if k > shared:
                 parent, shared = q, k
         if shared < MIN_SHARED:
