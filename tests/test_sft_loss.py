@@ -1,4 +1,4 @@
-"""The answer-only chunked loss (stages/sft_loss.py) and per-sequence attention (stages/sft_attention.py).
+"""The answer-only chunked loss (stages/sft_loss.py) and per-sequence attention (models/segment_attention.py).
 
 The kernel against plain autograd on small tensors (values, metrics and gradients, several chunks); padding removal;
 and, on the real 135M model with LoRA, our head + unpadding + segment attention against TRL's own fused head.
@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from iteralign.stages import sft_loss  # noqa: E402
-from iteralign.stages.sft_attention import segments  # noqa: E402
+from iteralign.models.segment_attention import segments  # noqa: E402
 from iteralign.stages.sft_loss import answer_logprobs, unpad  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def test_head_unpad_and_segments_equal_trl_fused_head_float32(smol_path):
     from transformers import AutoModelForCausalLM
     from trl.trainer.utils import add_fused_lm_head
 
-    from iteralign.stages.sft_attention import use_segment_attention
+    from iteralign.models.segment_attention import use_segment_attention
     from iteralign.stages.sft_loss import install_answer_head
 
     def model(ours: bool):
@@ -106,7 +106,7 @@ def _head_runs(smol_path, ids, mask, labels, weights):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from iteralign.stages.sft_attention import use_segment_attention
+    from iteralign.models.segment_attention import use_segment_attention
     from iteralign.stages.sft_loss import METRICS, install_answer_head
 
     results = []
@@ -166,7 +166,7 @@ def test_prefixes_shared_by_rows_are_run_once_with_the_same_values_float32(smol_
 
 
 def test_layout_shares_the_longest_prefix_with_an_earlier_row():
-    from iteralign.stages.shared_prefix import MIN_SHARED, layout
+    from iteralign.models.shared_prefix import MIN_SHARED, layout
 
     base = list(range(10, 10 + MIN_SHARED + 4))
     ids = torch.tensor([base + [1, 2], base[:MIN_SHARED] + [7, 7, 7, 7, 7, 7], base + [3, 0], [5] * 14])

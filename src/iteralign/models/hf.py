@@ -3,9 +3,9 @@
 ``HFModel.load(path_or_hub_id, cfg)`` loads weights with ``AutoModelForCausalLM`` (optionally a PEFT LoRA adapter on
 top) and the tokenizer with ``AutoTokenizer``. Generation is batched: prompts are sorted by length, cut into batches
 of ``cfg.batch_size``, left-padded with an attention mask, and answered with one ``model.generate`` per batch;
-results come back in the caller's order. A long prefix shared by a whole batch (the judge's system message) is
-prefilled once and its cache reused (``hf_prefill``). Greedy batched output equals one-at-a-time output in float32
-(tested).
+results come back in the caller's order. Prefixes that the rows of a batch share (the judge's system message, the
+reviser's principles) are read once in the prefill (``hf_prefill``). Greedy batched output equals one-at-a-time
+output in float32 (tested).
 
 Scoring (``loglikelihood``) tokenizes like lm-evaluation-harness (see ``hf_scoring``) so our multiple-choice numbers
 are comparable with published ones.
@@ -25,7 +25,7 @@ from iteralign.models.chat_format import encode_chat, render_plain, stop_strings
 from iteralign.models.devices import resolve_device, resolve_dtype
 from iteralign.models.hf_labels import label_logprobs, last_hidden
 from iteralign.models.hf_linear import pack_linears
-from iteralign.models.hf_prefill import prefix_inputs, shared_prefix_len
+from iteralign.models.hf_prefill import tree_inputs
 from iteralign.models.hf_prefix import score_requests_shared
 from iteralign.models.hf_weights import local_identity, weights_fingerprint
 from iteralign.types import Completion, Conversation, FinishReason, GenerationParams, LoglikelihoodRequest
@@ -168,14 +168,12 @@ class HFModel(ChatModel, Scorer):
 
         tok = self._tokenizer
         capacity = max(map(len, prompts)) + params.max_new_tokens
-        maskable = getattr(self._model.config, "_attn_implementation", "sdpa") in ("sdpa", "eager")
-        shared = shared_prefix_len(prompts) if maskable else 0
-        if shared:  # e.g. the judge's system message: prefilled once for the whole batch (see hf_prefill)
-            enc = prefix_inputs(self._model, tok.pad_token_id, prompts, shared, new_cache(self._model, capacity))
-        else:
+        # prefixes that rows share (the judge's system message, the reviser's principles) read once (hf_prefill)
+        enc = tree_inputs(self._model, tok.pad_token_id, prompts, capacity)
+        if enc is None:
             enc = tok.pad({"input_ids": prompts}, padding=True, padding_side="left", return_tensors="pt")
             enc = {k: v.to(self._model.device) for k, v in enc.items()}
-            enc["cache"] = new_cache(self._model, enc["input_ids"].shape[1] + params.max_new_tokens)
+            enc["cache"] = new_cache(self._model, capacity)
         stops = self._stop_strings(params)
         if streamer is not None:  # as generate does: the prompt first (skipped), then each new token, then the end
             streamer.put(enc["input_ids"][:1].cpu())

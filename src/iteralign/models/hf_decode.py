@@ -97,13 +97,20 @@ class PreallocatedLayer(DynamicLayer):
             self._views()
 
 
+def _layer_types(model: Any) -> list[str]:
+    return get_layer_types_and_kwargs(model.config.get_text_config(decoder=True))[0]  # as DynamicCache builds it
+
+
+def full_attention(model: Any) -> bool:
+    """Whether every layer of ``model`` attends over the whole past (no sliding window, no linear attention)."""
+    return all(t == "full_attention" for t in _layer_types(model))
+
+
 def new_cache(model: Any, capacity: int) -> Cache:
     """A pre-allocated cache for ``capacity`` positions, or a ``DynamicCache`` for models with other layer types."""
-    config = model.config.get_text_config(decoder=True)
-    types, _ = get_layer_types_and_kwargs(config)  # what DynamicCache itself would build
-    if any(t != "full_attention" for t in types):
-        return DynamicCache(config=config)
-    return Cache(layers=[PreallocatedLayer(capacity) for _ in types])
+    if not full_attention(model):
+        return DynamicCache(config=model.config.get_text_config(decoder=True))
+    return Cache(layers=[PreallocatedLayer(capacity) for _ in _layer_types(model)])
 
 
 #: ``choose(sequences, float32 logits of the last position) -> next token ids``; ``finished(sequences, next ids)

@@ -1,38 +1,37 @@
-"""Generation over a shared prompt prefix: the prefix is prefilled once and its key/value cache reused by the batch.
+"""Generation's prefill with the prefixes its prompts share read once: a tree of shared prefixes, packed in one row.
 
-The judge's prompts all open with the same system message (policy text, constitution, few-shot pairs): in the
-default run about two thirds of every judge prompt is that preamble. Left-padded batching reads it once per row;
-here it is read once per batch:
+The judge's prompts all open with the same system message (policy text, constitution, few-shot pairs), and the
+reviser's open with the principles chosen for each failure, which many failures of one iteration share (35% of the
+reviser's prompt tokens on the 0.5B runs' iterations, 22-31% within the stage's batches). Left-padded batching reads
+every row whole. Here the rows of a batch are laid out as training lays out its rows (``shared_prefix.layout``): each
+row after the longest prefix it shares with an earlier row of the batch, all in one packed row, its positions
+continuing after the shared part; one forward pass attends each span over its parent's keys and values and its own
+(``segment_attention``). Each row's keys and values are then assembled (the parent's for the shared positions, its
+own after them) into the decoding cache, left-padded:
 
-    row i:  [shared prefix][pad ... pad][rest of prompt i]     attention mask 0 on the pads
+    row i:  [pad ... pad][prompt i minus its last token]  in the cache; its last token is decode's first input
 
-The prefix's cache (computed with batch size 1) is copied to every row and decoding (``hf_decode``) continues from
-it; the position ids derived from the attention mask skip the pads, so every token keeps the position it has in its
-own unpadded prompt. Greedy float32 outputs equal the plain batched path (tests/test_hf_prefill.py).
-Used only when the common prefix is at least ``MIN_SHARED_PREFIX`` tokens and the batch has two or more prompts.
+and decoding (``hf_decode``) continues from it; the position ids derived from the attention mask skip the pads, so
+every token keeps the position it has in its own unpadded prompt. Greedy float32 outputs equal one-at-a-time
+generation (tests/test_hf_prefill.py). Used when the batch's rows share at least ``MIN_SHARED_PREFIX`` tokens in all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-#: Below this many shared tokens the extra forward pass is not worth it (chat templates alone share ~10-30).
+#: Below this many shared tokens in a batch, the plain padded prefill (chat templates alone share ~10-30 per row).
 MIN_SHARED_PREFIX = 64
 
 
 def common_prefix_len(seqs: list, minimum: int) -> int:
     """Length of the longest token prefix common to all ``seqs`` that leaves each at least one token of its own
-    (it predicts what follows), or 0 when that is shorter than ``minimum``. Shared with scoring (``hf_prefix``)."""
+    (it predicts what follows), or 0 when that is shorter than ``minimum`` (scoring, ``hf_prefix``)."""
     first, limit = seqs[0], min(len(s) for s in seqs) - 1
     n = 0
     while n < limit and all(s[n] == first[n] for s in seqs):
         n += 1
     return n if n >= minimum else 0
-
-
-def shared_prefix_len(prompts: list[list[int]]) -> int:
-    """Length of the common token prefix of all prompts (each keeps >= 1 own token), or 0 if not worth sharing."""
-    return common_prefix_len(prompts, MIN_SHARED_PREFIX) if len(prompts) >= 2 else 0
 
 
 def prefix_kv(model: Any, prefix: list[int] | tuple[int, ...]) -> list[tuple[Any, Any]]:
@@ -44,27 +43,54 @@ def prefix_kv(model: Any, prefix: list[int] | tuple[int, ...]) -> list[tuple[Any
     return [(layer.keys, layer.values) for layer in out.cache.layers]
 
 
-def batch_cache(kv: list[tuple[Any, Any]], batch: int, cache: Any = None) -> Any:
-    """A cache holding ``kv`` for each of ``batch`` rows. Without ``cache``: a ``DynamicCache`` of broadcast views
-    (read-only use: scoring). Given an empty ``cache`` to fill (generation appends to each row's cache), the prefix is
-    copied into it row by row (``hf_decode.PreallocatedLayer`` copies straight into its buffers)."""
+def batch_cache(kv: list[tuple[Any, Any]], batch: int) -> Any:
+    """A ``DynamicCache`` holding ``kv`` for each of ``batch`` rows as broadcast views (read-only use: scoring)."""
     from transformers import DynamicCache
 
-    cache = DynamicCache() if cache is None else cache
+    cache = DynamicCache()
     for idx, (keys, values) in enumerate(kv):
         cache.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1), idx)
     return cache
 
 
-def prefix_inputs(model: Any, pad_id: int, prompts: list[list[int]], n: int, cache: Any) -> dict[str, Any]:
-    """Decoding inputs: ids ``[prefix | pads | tail]``, the attention mask and ``cache`` filled with the prefix."""
+def tree_inputs(model: Any, pad_id: int, prompts: list[list[int]], capacity: int) -> dict[str, Any] | None:
+    """Decoding inputs for ``prompts`` (left-padded ids, attention mask, and a cache of ``capacity`` positions that
+    holds every prompt but its last token), their shared prefixes run once; None where that does not apply (one
+    prompt, fewer than ``MIN_SHARED_PREFIX`` shared tokens, a model whose attention cannot be switched)."""
     import torch
 
-    prefix = prompts[0][:n]
-    cache = batch_cache(prefix_kv(model, prefix), len(prompts), cache)
-    tails = [p[n:] for p in prompts]
-    width = max(len(t) for t in tails)
-    ids = [prefix + [pad_id] * (width - len(t)) + t for t in tails]
-    mask = [[1] * n + [0] * (width - len(t)) + [1] * len(t) for t in tails]
-    return {"input_ids": torch.tensor(ids, device=model.device),
-            "attention_mask": torch.tensor(mask, device=model.device), "cache": cache}
+    from iteralign.models.hf_decode import full_attention, new_cache
+    from iteralign.models.segment_attention import segments_on
+    from iteralign.models.shared_prefix import layout, whole
+
+    heads = [p[:-1] for p in prompts]  # the last token of each prompt is read by decode's first step
+    if len(prompts) < 2 or min(map(len, heads)) == 0 or not full_attention(model):
+        return None
+    width = max(map(len, heads))
+    ids = torch.full((len(heads), width), pad_id, dtype=torch.long)
+    for r, head in enumerate(heads):
+        ids[r, : len(head)] = torch.tensor(head)
+    plan = layout(ids, torch.arange(width)[None] < torch.tensor([len(h) for h in heads])[:, None])
+    if sum(span.shared for span in plan.spans) < MIN_SHARED_PREFIX:
+        return None
+    dev = model.device
+    with segments_on(model) as switched, torch.inference_mode():
+        if not switched:
+            return None
+        out = model(input_ids=plan.ids.to(dev), position_ids=plan.positions.to(dev), segment_tree=plan.spans,
+                    use_cache=True, logits_to_keep=1)
+    cache = new_cache(model, capacity)
+    for idx, layer in enumerate(out.cache.layers):
+        cache.update(_left_padded(whole(plan.spans, layer.keys, 2), width),
+                     _left_padded(whole(plan.spans, layer.values, 2), width), idx)
+    pads = [width - len(h) for h in heads]
+    return {"input_ids": torch.tensor([[pad_id] * n + p for n, p in zip(pads, prompts)], device=dev),
+            "attention_mask": torch.tensor([[0] * n + [1] * len(p) for n, p in zip(pads, prompts)], device=dev),
+            "cache": cache}
+
+
+def _left_padded(rows: list[Any], width: int) -> Any:
+    """Per-row ``(1, heads, length, dim)`` tensors as one ``(rows, heads, width, dim)``, zeros on the left."""
+    import torch
+
+    return torch.cat([torch.nn.functional.pad(r, (0, 0, width - r.shape[2], 0)) for r in rows])

@@ -18,8 +18,8 @@ respect to the hidden state, ``d log p / d h = (onehot - softmax) W``, so the ba
 trains, is recomputed chunk by chunk), and (3) computes entropy / top-1 only when asked. ``AnswerLossMixin`` for
 ``SFTTrainer`` uses it, skips the metrics unless ``answer_metrics`` is set, and (4) runs each batch without its
 padding and with the prefixes its rows share run once (its rows' own tokens laid end to end in one row and attended
-span by span: ``shared_prefix``, ``sft_attention``; the batches themselves are unchanged). The loss equals TRL's
-(tests/test_sft_loss.py).
+span by span: ``models.shared_prefix``, ``models.segment_attention``; the batches themselves are unchanged). The
+loss equals TRL's (tests/test_sft_loss.py).
 
 DPO: TRL's ``DPOTrainer`` calls the same fused head (policy and reference), so ``install_answer_head(trainer.model,
 metrics=("entropy", "mean_logits", "is_top1"), padding_free=True)`` after building the trainer gives it the same
@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
-from iteralign.stages import shared_prefix
-from iteralign.stages.sft_attention import use_segment_attention
+from iteralign.models import shared_prefix
+from iteralign.models.segment_attention import use_segment_attention
 
 #: Floats per logits chunk (answer tokens x vocabulary): 16 MB, under glibc's largest mmap threshold (32 MB), so a
 #: chunk's buffers are reused from the heap instead of being mapped and page-faulted in afresh for every chunk.
@@ -234,7 +234,7 @@ def packable(kw: dict) -> bool:
 def padded_hidden(body: Any, kw: dict) -> Any:
     """The last hidden states of a padded batch, computed without its padding and with the prefixes its rows share
     run once (``shared_prefix``): each row's own tokens end to end in one row, attended span by span
-    (``sft_attention``), laid back in the batch's shape (zeros at the padding, which no target reads)."""
+    (``segment_attention``), laid back in the batch's shape (zeros at the padding, which no target reads)."""
     keep = kw["attention_mask"].bool()
     rest = {k: v for k, v in kw.items() if k not in ROW_KEYS}
     plan = shared_prefix.layout(kw["input_ids"], keep)
@@ -275,7 +275,7 @@ class AnswerLossMixin:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # the head drops each batch's padding and runs shared prefixes once where every sequence can be attended on
-        # its own (sft_attention); elsewhere the rows are laid end to end before the call (``unpad``)
+        # its own (segment_attention); elsewhere the rows are laid end to end before the call (``unpad``)
         self._padding_free = use_segment_attention(self.model)
         self._answer_head = install_answer_head(self.model, ("entropy", "is_top1") if self.answer_metrics else (),
                                                 padding_free=self._padding_free)

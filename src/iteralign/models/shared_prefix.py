@@ -1,14 +1,15 @@
-"""Prefixes that the rows of a training batch share, run through the model once.
+"""Prefixes that the rows of a batch share, run through the model once: in training and in generation's prefill.
 
 A DPO batch holds every prompt twice (the chosen row and the rejected row are prompt + answer), and the rows of
 any batch open with the same chat-template header (the system message). Under causal attention a token's hidden
 states depend only on the tokens before it, so a prefix two rows share can be run once: ``layout`` gives each row of
 a padded batch a *parent*, the earlier row with which it shares the longest prefix (at least ``MIN_SHARED`` tokens),
 and lays only the rest of the row in the packed row, its positions continuing after the shared part;
-``sft_attention`` attends such a span over its parent's keys and values for the shared positions (the parent's own
-parent's for theirs, and so on) and over its own after them; ``rows`` lays the hidden states back in the batch's
+``segment_attention`` attends such a span over its parent's keys and values for the shared positions (the parent's
+own parent's for theirs, and so on) and over its own after them; ``rows`` lays the hidden states back in the batch's
 shape. The values are those of running every row whole (tests/test_sft_loss.py); on the DPO pairs of the 0.5B runs
-a quarter fewer tokens go through the model (BENCHMARKS.md, "DPO prompts run once").
+a quarter fewer tokens go through the model (BENCHMARKS.md, "Prefixes run once in DPO and SFT"). Generation
+(``hf_prefill``) lays out its prompts the same way: the reviser's prompts share their principle blocks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Attention over a padding-free training row, one sequence at a time.
+"""Attention over a packed row, one sequence (or span) at a time: training without padding, prefills that share.
 
 A padding-free batch (``sft_loss.unpad``, or TRL's packing) lays its sequences end to end in one row, with position
 ids restarting at each. transformers' ``sdpa`` then attends over the whole row under a block-diagonal mask: work
@@ -8,15 +8,18 @@ sequence of the row is attended on its own (causal SDPA, grouped-query heads wit
 kernel ran forward + backward in 14 ms where bf16 took 22 and the masked row 29: bench note in BENCHMARKS.md): the
 same result, without the masked blocks. A row laid out by ``shared_prefix.layout`` comes with its spans
 (``segment_tree``): a span that continues an earlier row's prefix attends over that row's keys and values for the
-shared positions and its own after them. Anything else (several rows, a cache, one sequence) goes to transformers'
-``sdpa``.
+shared positions and its own after them (training's shared prefixes, and generation's prefill in ``hf_prefill``).
+Anything else (several rows, a cache, one sequence) goes to transformers' ``sdpa``.
 
 ``use_segment_attention(model)`` registers the function under ``NAME`` with transformers' ``AttentionInterface``
-(masks built as for ``sdpa``) and switches a model that uses ``sdpa`` to it.
+(masks built as for ``sdpa``) and switches a model that uses ``sdpa`` to it (training); ``segments_on(model)`` does
+so only for the calls inside a ``with`` block (generation, whose scoring path packs rows under its own 4D masks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 NAME = "iteralign_segments"
@@ -36,7 +39,7 @@ def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_m
     """transformers attention-function signature: ``(B, heads, L, dim)`` in, ``(B, L, heads, dim)`` out."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from iteralign.stages.shared_prefix import Span
+    from iteralign.models.shared_prefix import Span
 
     tree = kwargs.pop("segment_tree", None)
     if tree is not None:
@@ -58,7 +61,7 @@ def _tree_attention(module: Any, query: Any, key: Any, value: Any, tree: list, d
     shared positions (all visible) and its own (causal); a span without a parent over its own only."""
     import torch
 
-    from iteralign.stages.shared_prefix import whole
+    from iteralign.models.shared_prefix import whole
 
     q, k, v = query, key, value
     if query.device.type == "cpu":  # CPU's flash kernel: float32 forward + backward ~1.5x faster than bf16
@@ -83,7 +86,7 @@ def use_segment_attention(model: Any) -> bool:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _base(model)
     impl = getattr(base.config, "_attn_implementation", None)
     if impl == NAME:
         return True
@@ -93,3 +96,23 @@ def use_segment_attention(model: Any) -> bool:
     AttentionMaskInterface.register(NAME, sdpa_mask)
     base.set_attn_implementation(NAME)
     return base.config._attn_implementation == NAME
+
+
+@contextmanager
+def segments_on(model: Any) -> Iterator[bool]:
+    """``model`` attends with ``NAME`` inside the block and with its own kernel again after it; yields False (and
+    changes nothing) for a model that uses neither ``sdpa`` nor ``NAME``."""
+    base = _base(model)
+    impl = getattr(base.config, "_attn_implementation", None)
+    if impl == NAME or not use_segment_attention(model):
+        yield impl == NAME
+        return
+    try:
+        yield True
+    finally:
+        base.set_attn_implementation(impl)
+
+
+def _base(model: Any) -> Any:
+    """The causal LM itself, under a PEFT wrapper or not."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
