@@ -7,6 +7,7 @@ size, greedy, cache off. Prints prompt and generated token counts, seconds for e
 a quiet machine:
 
     .venv/bin/python bench/reflect_split.py runs/NAME [--iteration 0] [--model offline:qwen2.5-coder-1.5b-instruct]
+        [--limit N] [--batch-size B]
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ def main() -> None:
     ap.add_argument("--iteration", type=int, default=0)
     ap.add_argument("--model", default="offline:qwen2.5-coder-1.5b-instruct")
     ap.add_argument("--limit", type=int, default=None, help="Only the first N conversations (a quick check).")
+    ap.add_argument("--batch-size", type=int, default=None, help="Instead of the run's reviser batch size.")
     args = ap.parse_args()
     convs, setting = conversations(args.run, args.iteration)
     convs = convs[: args.limit]
-    model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=setting["batch_size"]))
+    model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=args.batch_size or setting["batch_size"]))
     full = setting["reflect"].generation
     out: dict = {"conversations": len(convs)}
     for name, params in [("prefill", full.model_copy(update={"max_new_tokens": 1})), ("generate", full)]:
