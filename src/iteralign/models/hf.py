@@ -2,7 +2,7 @@
 
 ``HFModel.load(path_or_hub_id, cfg)`` loads weights with ``AutoModelForCausalLM`` (optionally a PEFT LoRA adapter on
 top) and the tokenizer with ``AutoTokenizer``. Generation is batched: prompts are sorted by length, cut into batches
-of ``cfg.batch_size``, left-padded with an attention mask, and answered with one ``model.generate`` per batch;
+of ``cfg.batch_size``, left-padded with an attention mask, and answered by one ``hf_decode.decode`` per batch;
 results come back in the caller's order. Prefixes that the rows of a batch share (the judge's system message, the
 reviser's principles) are read once in the prefill (``hf_prefill``). Greedy batched output equals one-at-a-time
 output in float32 (tested).

@@ -101,7 +101,8 @@ def use_segment_attention(model: Any) -> bool:
 @contextmanager
 def segments_on(model: Any) -> Iterator[bool]:
     """``model`` attends with ``NAME`` inside the block and with its own kernel again after it; yields False (and
-    changes nothing) for a model that uses neither ``sdpa`` nor ``NAME``."""
+    changes nothing) for a model that uses neither ``sdpa`` nor ``NAME``. The switch is the model's, not the call's:
+    a local backend's calls run one at a time (``iteralign serve`` gives the model to one worker thread)."""
     base = _base(model)
     impl = getattr(base.config, "_attn_implementation", None)
     if impl == NAME or not use_segment_attention(model):
