@@ -48,7 +48,8 @@ def main() -> None:
     args = ap.parse_args()
     convs, setting = conversations(args.run, args.iteration)
     convs = convs[: args.limit]
-    model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=args.batch_size or setting["batch_size"]))
+    batch_size = args.batch_size or setting["batch_size"]
+    model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=batch_size))
     full = setting["reflect"].generation
     out: dict = {"conversations": len(convs)}
     for name, params in [("prefill", full.model_copy(update={"max_new_tokens": 1})), ("generate", full)]:
