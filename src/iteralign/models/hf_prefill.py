@@ -14,6 +14,9 @@ own after them) into the decoding cache, left-padded:
 and decoding (``hf_decode``) continues from it; the position ids derived from the attention mask skip the pads, so
 every token keeps the position it has in its own unpadded prompt. Greedy float32 outputs equal one-at-a-time
 generation (tests/test_hf_prefill.py). Used when the batch's rows share at least ``MIN_SHARED_PREFIX`` tokens in all.
+
+Scoring reads one prefix common to all its rows instead (``common_prefix_len``, ``prefix_kv``, ``batch_cache``: run
+once, broadcast read-only to every row; ``hf_prefix``, ``hf_labels``).
 """
 
 from __future__ import annotations
