@@ -1,0 +1,130 @@
+"""Which principles the reviser is shown, on the failures of recorded runs: how many are about another subject.
+
+For every revision of every iteration of the given run folders, the principles it was written with (recorded) and
+those ``Constitution.relevant`` chooses now (from the run's constitution as of that iteration, for the failure's
+kind, ``--k`` of them) are put in three classes by their *topic words* (``similarity.principle_key``: content words
+minus the frame most principles share). The classes are crude: a general rule with a word of style ("offer safe and
+ethical alternatives") counts as off topic.
+
+- ``on topic``: a specific principle that shares a topic word with the failed prompt (not a verb any request uses,
+  ``similarity.REQUEST_VERBS``: "make", "use", "get");
+- ``generic``: a principle with no topic words ("decline harmful requests briefly and offer a safe alternative");
+- ``off topic``: a specific principle about another subject ("... how to create toxic gases" for a Wi-Fi password).
+
+It also counts the kept revisions that name a subject the prompt does not ("I will not provide information on how
+to create toxic gases" for a Ponzi scheme), the reviser echoing an off-topic principle.
+
+With ``--revise RUN ITERATION`` it also has the reviser (``--model``, bf16, greedy, cache off, the run's reflect
+settings) revise that iteration's failures with the principles chosen now, and compares with the revisions the run
+recorded (chosen as they were then): how many the rules judge aligned (the training filter,
+``verdict`` without a model), how many refuse another subject, and the pairs that differ most (``--show N``).
+
+    .venv/bin/python bench/principle_choice.py runs/q5-s3 runs/q5-s4 runs/q5-s5 [--k 4]
+        [--revise runs/q5-s5 0 [--model offline:qwen2.5-coder-1.5b-instruct] [--show 8]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from iteralign.constitution import as_of, load
+from iteralign.constitution.similarity import REQUEST_VERBS, principle_key
+from iteralign.records import Revision
+from iteralign.stages.propose import principle_kind
+
+_HOW_TO = re.compile(r"information (?:on|about) how to ([a-z ,-]{3,60})")
+
+
+def classify(prompt: str, principle: str) -> str:
+    topic = principle_key(principle).topic - REQUEST_VERBS
+    if not topic:
+        return "generic"
+    return "on topic" if topic & principle_key(prompt).topic else "off topic"
+
+
+def echoes_other_subject(prompt: str, text: str) -> bool:
+    """A revision that refuses "information on how to X" where no topic word of X is in the prompt."""
+    match = _HOW_TO.search(text.lower())
+    if not match:
+        return False
+    subject = principle_key(match.group(1)).topic
+    return bool(subject) and not subject & principle_key(prompt).topic
+
+
+def revise(run: Path, iteration: int, spec: str, k: int, show: int) -> dict:
+    """The run's recorded revisions of ``iteration`` against new ones written with the principles chosen now."""
+    from iteralign.judges import JudgeConfig, JudgeItem
+    from iteralign.judges.base import JudgeContext, build_panel
+    from iteralign.judging.cues import first_match
+    from iteralign.layout import RunLayout
+    from iteralign.models.base import ModelConfig, load_model
+    from iteralign.stages.reflect import ReflectConfig, revision_conversation
+    from iteralign.training_data import saved_config
+
+    layout = RunLayout(run)
+    reflect = ReflectConfig.model_validate(saved_config(layout).get("reflect") or {})
+    store = as_of(load(layout.constitution), iteration)
+    lines = layout.iteration(iteration).revisions.read_text().splitlines()
+    old = [Revision.model_validate_json(line) for line in lines]
+    convs = [revision_conversation(r.answer, store.relevant(r.answer.prompt.text, k, principle_kind(r.answer)),
+                                   reflect.mode) for r in old]
+    model = load_model(ModelConfig(spec=spec, dtype="bfloat16", cache=False, batch_size=16))
+    new = [c.text.strip() for c in model.generate(convs, reflect.generation)]
+    rules = JudgeConfig(judges=[{"kind": "verdict", "use_model": False}])
+    panel = build_panel(rules, JudgeContext(lambda cfg: None, rules, []))
+    verdicts = {name: panel.judge([JudgeItem.of(r.answer, t) for r, t in zip(old, texts)])
+                for name, texts in (("recorded", [r.text for r in old]), ("now", new))}
+    for r, a, b in sorted(zip(old, [r.text for r in old], new), key=lambda x: echoes_other_subject(
+            x[0].answer.prompt.text, x[1]) - echoes_other_subject(x[0].answer.prompt.text, x[2]), reverse=True)[:show]:
+        print(f"== {r.answer.prompt.text[:110]}\n   recorded: {a[:220]!r}\n   now:      {b[:220]!r}")
+    return {name: {"revisions": len(old), "judged aligned": sum(v.label == "aligned" for v in vs),
+                   "refusing another subject": sum(echoes_other_subject(r.answer.prompt.text, t)
+                                                   for r, t in zip(old, texts)),
+                   "talking about revising (cues.META)": sum(first_match("meta", t) is not None for t in texts),
+                   "mean characters": round(sum(map(len, texts)) / max(len(texts), 1))}
+            for (name, vs), texts in zip(verdicts.items(), ([r.text for r in old], new))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--k", type=int, default=4, help="principles per failure (reflect.principles_k)")
+    parser.add_argument("--revise", nargs=2, metavar=("RUN", "ITERATION"), help="revise again and compare")
+    parser.add_argument("--model", default="offline:qwen2.5-coder-1.5b-instruct", help="the reviser (--revise)")
+    parser.add_argument("--show", type=int, default=8, help="pairs to print (--revise)")
+    args = parser.parse_args()
+    shown = {"recorded": Counter(), "now": Counter()}
+    failures, kept, echoes = 0, 0, 0
+    for run in args.runs:
+        store = load(run / "constitution.yaml")
+        for path in sorted(run.glob("iter-*/revisions.jsonl")):
+            current = as_of(store, int(path.parent.name.split("-")[1]))
+            for line in path.read_text().splitlines():
+                rev = Revision.model_validate_json(line)
+                prompt = rev.answer.prompt.text
+                failures += 1
+                chosen = {"recorded": [store.get(i) for i in rev.principle_ids],
+                          "now": current.relevant(prompt, args.k, principle_kind(rev.answer))}
+                for name, principles in chosen.items():
+                    shown[name].update(classify(prompt, p.text) for p in principles)
+                if rev.kept:
+                    kept += 1
+                    echoes += echoes_other_subject(prompt, rev.text)
+    result: dict = {"failures": failures}
+    for name, counts in shown.items():
+        total = sum(counts.values())
+        result[f"principles shown ({name})"] = {
+            "all": total, **{c: f"{counts[c]} ({counts[c] / max(total, 1):.1%})" for c in ("on topic", "generic",
+                                                                                          "off topic")}}
+    result.update({"kept revisions (as recorded)": kept, "of them refusing another subject": echoes})
+    if args.revise:
+        result["revise"] = revise(Path(args.revise[0]), int(args.revise[1]), args.model, args.k, args.show)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
