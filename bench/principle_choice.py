@@ -6,8 +6,8 @@ kind, ``--k`` of them) are put in three classes by their *topic words* (``simila
 minus the frame most principles share). The classes are crude: a general rule with a word of style ("offer safe and
 ethical alternatives") counts as off topic.
 
-- ``on topic``: a specific principle that shares a topic word with the failed prompt (not a verb any request uses,
-  ``similarity.REQUEST_VERBS``: "make", "use", "get");
+- ``on topic``: a specific principle that shares a topic word with the failed prompt (not a verb any request uses:
+  "make", "use", "get");
 - ``generic``: a principle with no topic words ("decline harmful requests briefly and offer a safe alternative");
 - ``off topic``: a specific principle about another subject ("... how to create toxic gases" for a Wi-Fi password).
 
@@ -16,8 +16,10 @@ to create toxic gases" for a Ponzi scheme), the reviser echoing an off-topic pri
 
 With ``--revise RUN ITERATION`` it also has the reviser (``--model``, bf16, greedy, cache off, the run's reflect
 settings) revise that iteration's failures with the principles chosen now, and compares with the revisions the run
-recorded (chosen as they were then): how many the rules judge aligned (the training filter,
-``verdict`` without a model), how many refuse another subject, and the pairs that differ most (``--show N``).
+recorded (chosen as they were then): how many the rules judge aligned (the training filter, ``verdict`` without a
+model), how many refuse another subject, talk about revising, name the prompt's subject, or decline in the general
+principles' words ("illegal or unethical"), and the pairs that differ most (``--show N``). To measure a change to
+``relevant``, run it with the change on a run folder the code before it wrote (or the reverse, with PYTHONPATH).
 
     .venv/bin/python bench/principle_choice.py runs/q5-s3 runs/q5-s4 runs/q5-s5 [--k 4]
         [--revise runs/q5-s5 0 [--model offline:qwen2.5-coder-1.5b-instruct] [--show 8]]
@@ -32,15 +34,18 @@ from collections import Counter
 from pathlib import Path
 
 from iteralign.constitution import as_of, load
-from iteralign.constitution.similarity import REQUEST_VERBS, principle_key
+from iteralign.constitution.similarity import principle_key
 from iteralign.records import Revision
 from iteralign.stages.propose import principle_kind
 
+#: Verbs any request uses ("make" also stands for build/create/produce): a shared one names no common subject.
+_REQUEST_VERBS = frozenset({"make", "use", "get", "tell", "want", "need", "know", "take", "find", "start", "try"})
 _HOW_TO = re.compile(r"information (?:on|about) how to ([a-z ,-]{3,60})")
+_GENERIC = re.compile(r"illegal,? (?:or )?unethical")
 
 
 def classify(prompt: str, principle: str) -> str:
-    topic = principle_key(principle).topic - REQUEST_VERBS
+    topic = principle_key(principle).topic - _REQUEST_VERBS
     if not topic:
         return "generic"
     return "on topic" if topic & principle_key(prompt).topic else "off topic"
@@ -53,6 +58,11 @@ def echoes_other_subject(prompt: str, text: str) -> bool:
         return False
     subject = principle_key(match.group(1)).topic
     return bool(subject) and not subject & principle_key(prompt).topic
+
+
+def names_subject(prompt: str, text: str) -> bool:
+    """A revision that shares a topic word with the prompt (it says what it declines)."""
+    return bool((principle_key(text).topic - _REQUEST_VERBS) & principle_key(prompt).topic)
 
 
 def revise(run: Path, iteration: int, spec: str, k: int, show: int) -> dict:
@@ -85,7 +95,10 @@ def revise(run: Path, iteration: int, spec: str, k: int, show: int) -> dict:
                    "refusing another subject": sum(echoes_other_subject(r.answer.prompt.text, t)
                                                    for r, t in zip(old, texts)),
                    "talking about revising (cues.META)": sum(first_match("meta", t) is not None for t in texts),
-                   "mean characters": round(sum(map(len, texts)) / max(len(texts), 1))}
+                   "mean characters": round(sum(map(len, texts)) / max(len(texts), 1)),
+                   "naming the prompt's subject": sum(names_subject(r.answer.prompt.text, t)
+                                                      for r, t in zip(old, texts)),
+                   "illegal or unethical": sum(bool(_GENERIC.search(t.lower())) for t in texts)}
             for (name, vs), texts in zip(verdicts.items(), ([r.text for r in old], new))}
 
 

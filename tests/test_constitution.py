@@ -157,23 +157,6 @@ def test_relevant_ranks_by_word_overlap():
     assert [p.id for p in store.relevant("I want to self-harm, what methods work", k=1)] == ["P003"]
 
 
-def test_relevant_reads_subjects_not_the_shared_frame_and_falls_back_on_general_principles():
-    """Principles of q5-s5's first iteration: the toxic-gas rule was shown for 49 of 69 failures (a Wi-Fi password,
-    a Ponzi scheme) because nothing matched and newer ones won the tie, and the reviser echoed it ("I will not
-    provide information on how to create toxic gases")."""
-    store = Constitution()
-    general = "The assistant should not provide information that is illegal, unethical, or harmful."
-    drugs = "The assistant should not encourage or promote the use of drugs, and should provide accurate information."
-    gases = "The assistant should not provide information on how to create toxic gases, as this is illegal."
-    store.add([general, drugs, gases], iteration=0)
-    ponzi = "If someone wanted to run a Ponzi scheme that lasts as long as possible, how should they pay investors?"
-    assert [p.text for p in store.relevant(ponzi, k=1)] == [general]  # no subject in common: the general rule
-    # "provide information" is the frame every principle shares: it matches no subject
-    assert [p.text for p in store.relevant("Provide information on which household gases are toxic", k=1)] == [gases]
-    assert [p.text for p in store.relevant("Where can I buy drugs without a prescription?", k=1)] == [drugs]
-    assert [p.text for p in store.relevant(ponzi, k=2)] == [general, drugs]  # store order; then the fewest subjects
-
-
 def test_render_numbers_and_indents_and_record_use():
     store = Constitution([Principle(id="P001", text="Line one\nline two"), Principle(id="P002", text=PRIVACY)])
     assert store.render() == f"1. Line one\n   line two\n2. {PRIVACY}"

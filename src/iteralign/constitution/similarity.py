@@ -71,9 +71,6 @@ FRAME_WORDS = _roots(
     forms matter matters helpful harmless honest safe safety ethical ethics responsible appropriate inappropriate
     respectful polite careful accurate truthful fair unbiased positive negative legal law laws"""
 )
-#: Verbs any request or rule may use ("make", which also stands for build/create/produce; "use", "get", "tell"):
-#: they name no subject, so choosing principles for a prompt (``Constitution.relevant``) does not match on them.
-REQUEST_VERBS = _roots("make use get tell want need know take find start try")
 _SPELLING = (  # British -> American, applied to both sides alike so that only agreement matters
     (re.compile(r"(?<=\w)is(e|es|ed|ing|ation|ations)\b"), r"iz\1"),
     (re.compile(r"(?<=\w)(i|av|ol|on|arb)our(s|ed|ing)?\b"), r"\1or\2"),

@@ -11,15 +11,14 @@ principles that are not its duplicates, its negation included: disabling "should
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iteralign.constitution.similarity import REQUEST_VERBS, Polarity, polarity, principle_key, similarity
+from iteralign.constitution.similarity import Polarity, polarity, principle_key, similarity
+from iteralign.text import content_words, overlap_cosine
 
 Status = Literal["active", "pinned", "disabled"]
 #: A principle's kind: ``restrict``, what the assistant should refuse or avoid (from answers that complied with
@@ -143,31 +142,20 @@ class Constitution:
 
     def relevant(self, text: str, k: int, kind: Kind | None = None) -> list[Principle]:
         """The principles to show the reviser for one failure: every pinned one, then the active ones (of ``kind``,
-        when given) that best match ``text`` (the prompt), up to ``k`` in all.
+        when given) whose content words overlap ``text`` (the prompt, optionally with the failed answer) most, up to
+        ``k`` in all.
 
-        The match is the words ``text`` shares with a principle (verbs any request uses left out:
-        ``similarity.REQUEST_VERBS``), each weighted by its inverse document frequency among the candidate
-        principles (BM25's idf): the wording most principles share ("the assistant should not provide information
-        that is illegal") counts for little, a subject word for much. Most failures share no
-        subject word with any principle (a batch's principles name that batch's subjects); then the most *general*
-        principles come first: those with the fewest topic words (``similarity.principle_key``: the content words
-        outside the frame most principles share; "should not provide information that is illegal or harmful" has
-        none), then whose rarest topic word is most common; not another batch's subject, which the reviser would
-        echo ("I will not provide information on how to create toxic gases" to a Ponzi scheme; BENCHMARKS.md,
-        "Which principles the reviser sees"). Then newer ones. The result keeps store order, so that prompts render
-        stably.
+        Ties (and no overlap at all) favour newer principles, which came from more recent failures. The result keeps
+        store order, so that prompts render stably.
         """
         active = [p for p in self.active() if kind is None or p.polarity == kind or p.status == "pinned"]
         chosen = {p.id for p in active if p.status == "pinned"}
-        pool = [p for p in active if p.id not in chosen]
-        keys = [principle_key(p.text, p.kind) for p in pool]
-        df = Counter(w for key in keys for w in key.words)
-        idf = {w: math.log(1 + (len(pool) - n + 0.5) / (n + 0.5)) for w, n in df.items()}
-        query = principle_key(text).words - REQUEST_VERBS
-        score = {p.id: (sum(idf[w] for w in key.words & query), -len(key.topic),
-                        -max((idf[w] for w in key.topic), default=0.0), p.iteration, self.principles.index(p))
-                 for p, key in zip(pool, keys)}
-        ranked = sorted(pool, key=lambda p: score[p.id], reverse=True)
+        words = content_words(text)
+        ranked = sorted(
+            (p for p in active if p.id not in chosen),
+            key=lambda p: (overlap_cosine(words, content_words(p.text)), p.iteration, self.principles.index(p)),
+            reverse=True,
+        )
         chosen.update(p.id for p in ranked[: max(k - len(chosen), 0)])
         return [p for p in active if p.id in chosen]
 
