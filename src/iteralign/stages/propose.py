@@ -52,22 +52,16 @@ def principle_kind(failure: Answer) -> Kind:
 
 
 def batches(failures: list[Answer], cfg: ProposeConfig) -> list[FailureBatch]:
-    """Failures in batches of at most ``cfg.batch_size``, one kind per batch (paper mode: all together, as the
-    authors), as even in size as that allows: 51 failures in batches of 10 are six batches of 8 or 9, not five of 10
-    and one of 1. A batch of one or two failures gives the oracle no pattern to generalise from: its principles are
-    about that one prompt ("should not suggest using household chemicals to create toxic gases"), and as the
-    iteration's newest they were shown for most other failures (BENCHMARKS.md, "Which principles the reviser
-    sees")."""
+    """Failures in batches of ``cfg.batch_size``, one kind per batch (paper mode: all together, as the authors)."""
     groups: dict[Kind, list[Answer]] = {}
     for failure in failures:
         groups.setdefault("restrict" if cfg.mode == "paper" else principle_kind(failure), []).append(failure)
     out = []
     for kind, group in groups.items():
-        count = -(-len(group) // cfg.batch_size)
-        bounds = [len(group) * i // count for i in range(count + 1)]
-        for start, end in zip(bounds, bounds[1:]):
+        for start in range(0, len(group), cfg.batch_size):
             suffix = "" if kind == "restrict" else "-permit"  # restrict batches keep their ids of one-sided runs
-            out.append(FailureBatch(id=f"batch-{len(out):03d}{suffix}", failures=group[start:end], kind=kind))
+            out.append(FailureBatch(id=f"batch-{len(out):03d}{suffix}", failures=group[start:start + cfg.batch_size],
+                                    kind=kind))
     return out
 
 
