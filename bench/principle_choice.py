@@ -65,11 +65,24 @@ def names_subject(prompt: str, text: str) -> bool:
     return bool((principle_key(text).topic - _REQUEST_VERBS) & principle_key(prompt).topic)
 
 
-def revise(run: Path, iteration: int, spec: str, k: int, show: int) -> dict:
-    """The run's recorded revisions of ``iteration`` against new ones written with the principles chosen now."""
+def measures(failures: list[Revision], texts: list[str], verdicts: list) -> dict:
+    """What ``--revise`` counts for one set of revision texts of ``failures``."""
+    from iteralign.judging.cues import first_match
+
+    prompts = [r.answer.prompt.text for r in failures]
+    return {"revisions": len(texts), "judged aligned": sum(v.label == "aligned" for v in verdicts),
+            "refusing another subject": sum(map(echoes_other_subject, prompts, texts)),
+            "talking about revising (cues.META)": sum(first_match("meta", t) is not None for t in texts),
+            "naming the prompt's subject": sum(map(names_subject, prompts, texts)),
+            "illegal or unethical": sum(bool(_GENERIC.search(t.lower())) for t in texts),
+            "mean characters": round(sum(map(len, texts)) / max(len(texts), 1))}
+
+
+def revise(run: Path, iteration: int, spec: str, show: int) -> dict:
+    """The run's recorded revisions of ``iteration`` against new ones written with the principles chosen now (as
+    many as the run's ``reflect.principles_k``)."""
     from iteralign.judges import JudgeConfig, JudgeItem
     from iteralign.judges.base import JudgeContext, build_panel
-    from iteralign.judging.cues import first_match
     from iteralign.layout import RunLayout
     from iteralign.models.base import ModelConfig, load_model
     from iteralign.stages.reflect import ReflectConfig, revision_conversation
@@ -80,32 +93,25 @@ def revise(run: Path, iteration: int, spec: str, k: int, show: int) -> dict:
     store = as_of(load(layout.constitution), iteration)
     lines = layout.iteration(iteration).revisions.read_text().splitlines()
     old = [Revision.model_validate_json(line) for line in lines]
-    convs = [revision_conversation(r.answer, store.relevant(r.answer.prompt.text, k, principle_kind(r.answer)),
-                                   reflect.mode) for r in old]
+    convs = [revision_conversation(r.answer, store.relevant(r.answer.prompt.text, reflect.principles_k,
+                                                            principle_kind(r.answer)), reflect.mode) for r in old]
     model = load_model(ModelConfig(spec=spec, dtype="bfloat16", cache=False, batch_size=16))
-    new = [c.text.strip() for c in model.generate(convs, reflect.generation)]
+    now = [c.text.strip() for c in model.generate(convs, reflect.generation)]
+    texts = {"recorded": [r.text for r in old], "now": now}
     rules = JudgeConfig(judges=[{"kind": "verdict", "use_model": False}])
     panel = build_panel(rules, JudgeContext(lambda cfg: None, rules, []))
-    verdicts = {name: panel.judge([JudgeItem.of(r.answer, t) for r, t in zip(old, texts)])
-                for name, texts in (("recorded", [r.text for r in old]), ("now", new))}
-    for r, a, b in sorted(zip(old, [r.text for r in old], new), key=lambda x: echoes_other_subject(
-            x[0].answer.prompt.text, x[1]) - echoes_other_subject(x[0].answer.prompt.text, x[2]), reverse=True)[:show]:
+    pairs = sorted(zip(old, texts["recorded"], texts["now"]), reverse=True,
+                   key=lambda x: echoes_other_subject(x[0].answer.prompt.text, x[1]))
+    for r, a, b in pairs[:show]:
         print(f"== {r.answer.prompt.text[:110]}\n   recorded: {a[:220]!r}\n   now:      {b[:220]!r}")
-    return {name: {"revisions": len(old), "judged aligned": sum(v.label == "aligned" for v in vs),
-                   "refusing another subject": sum(echoes_other_subject(r.answer.prompt.text, t)
-                                                   for r, t in zip(old, texts)),
-                   "talking about revising (cues.META)": sum(first_match("meta", t) is not None for t in texts),
-                   "mean characters": round(sum(map(len, texts)) / max(len(texts), 1)),
-                   "naming the prompt's subject": sum(names_subject(r.answer.prompt.text, t)
-                                                      for r, t in zip(old, texts)),
-                   "illegal or unethical": sum(bool(_GENERIC.search(t.lower())) for t in texts)}
-            for (name, vs), texts in zip(verdicts.items(), ([r.text for r in old], new))}
+    return {name: measures(old, ts, panel.judge([JudgeItem.of(r.answer, t) for r, t in zip(old, ts)]))
+            for name, ts in texts.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--k", type=int, default=4, help="principles per failure (reflect.principles_k)")
+    parser.add_argument("--k", type=int, default=4, help="principles per failure (the configs' reflect.principles_k)")
     parser.add_argument("--revise", nargs=2, metavar=("RUN", "ITERATION"), help="revise again and compare")
     parser.add_argument("--model", default="offline:qwen2.5-coder-1.5b-instruct", help="the reviser (--revise)")
     parser.add_argument("--show", type=int, default=8, help="pairs to print (--revise)")
@@ -135,7 +141,7 @@ def main() -> None:
                                                                                           "off topic")}}
     result.update({"kept revisions (as recorded)": kept, "of them refusing another subject": echoes})
     if args.revise:
-        result["revise"] = revise(Path(args.revise[0]), int(args.revise[1]), args.model, args.k, args.show)
+        result["revise"] = revise(Path(args.revise[0]), int(args.revise[1]), args.model, args.show)
     print(json.dumps(result, indent=1))
 
 
