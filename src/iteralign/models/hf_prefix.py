@@ -10,6 +10,12 @@ lm-evaluation-harness does, spends most of the compute re-reading the preamble a
    which every continuation sees the prefix, the context and itself but not the other continuations, with
    position ids restarting after the context for each continuation.
 
+A context with its continuations is a tree, like the shared prefixes that training and generation's prefill lay out
+(``shared_prefix.layout``, attended span by span by ``segment_attention``). Scoring keeps its mask instead: span
+attention is one attention call per span and layer, and TruthfulQA's MC1 + MC2 are 10,390 short continuations (some
+310,000 calls on a 30-layer model) where the mask is one call per batch; and the preamble's cache, shared by every
+batch of the call, has no place in a per-batch tree.
+
 Token ids come from ``hf_scoring.encode_pair``, so the scores are those of ``hf_scoring.score_requests``
 (lm-eval's tokenization) up to float rounding; tests/test_hf_prefix.py checks this on the real 135M model.
 Falls back to ``score_requests`` for attention kernels that ignore custom 4D masks (flash-attention) and for
