@@ -2,9 +2,9 @@
 
 For every revision of every iteration of the given run folders, the principles it was written with (recorded) and
 those ``Constitution.relevant`` chooses now (from the run's constitution as of that iteration, for the failure's
-kind, ``--k`` of them) are put in three classes by their *topic words* (``similarity.principle_key``: content words
-minus the frame most principles share). The classes are crude: a general rule with a word of style ("offer safe and
-ethical alternatives") counts as off topic.
+kind, as many as the run's ``reflect.principles_k``) are put in three classes by their *topic words*
+(``similarity.principle_key``: content words minus the frame most principles share). The classes are crude: a
+general rule with a word of style ("offer safe and ethical alternatives") counts as off topic.
 
 - ``on topic``: a specific principle that shares a topic word with the failed prompt (not a verb any request uses:
   "make", "use", "get");
@@ -18,10 +18,11 @@ With ``--revise RUN ITERATION`` it also has the reviser (``--model``, bf16, gree
 settings) revise that iteration's failures with the principles chosen now, and compares with the revisions the run
 recorded (chosen as they were then): how many the rules judge aligned (the training filter, ``verdict`` without a
 model), how many refuse another subject, talk about revising, name the prompt's subject, or decline in the general
-principles' words ("illegal or unethical"), and the pairs that differ most (``--show N``). To measure a change to
+principles' words ("illegal or unethical"), and first the pairs where only the recorded revision refuses another
+subject (``--show N``). To measure a change to
 ``relevant``, run it with the change on a run folder the code before it wrote (or the reverse, with PYTHONPATH).
 
-    .venv/bin/python bench/principle_choice.py runs/q5-s3 runs/q5-s4 runs/q5-s5 [--k 4]
+    .venv/bin/python bench/principle_choice.py runs/q5-s3 runs/q5-s4 runs/q5-s5
         [--revise runs/q5-s5 0 [--model offline:qwen2.5-coder-1.5b-instruct] [--show 8]]
 """
 
@@ -35,8 +36,12 @@ from pathlib import Path
 
 from iteralign.constitution import as_of, load
 from iteralign.constitution.similarity import principle_key
+from iteralign.layout import IterationFiles, RunLayout
 from iteralign.records import Revision
+from iteralign.run import read_jsonl
 from iteralign.stages.propose import principle_kind
+from iteralign.stages.reflect import ReflectConfig
+from iteralign.training_data import saved_config
 
 #: Verbs any request uses ("make" also stands for build/create/produce): a shared one names no common subject.
 _REQUEST_VERBS = frozenset({"make", "use", "get", "tell", "want", "need", "know", "take", "find", "start", "try"})
@@ -78,21 +83,26 @@ def measures(failures: list[Revision], texts: list[str], verdicts: list) -> dict
             "mean characters": round(sum(map(len, texts)) / max(len(texts), 1))}
 
 
+def reflect_config(layout: RunLayout) -> ReflectConfig:
+    """The run's reflect settings as it saved them (its ``principles_k``, mode and generation)."""
+    return ReflectConfig.model_validate(saved_config(layout).get("reflect") or {})
+
+
+def revisions(files: IterationFiles) -> list[Revision]:
+    return [Revision.model_validate(r) for r in read_jsonl(files.revisions)]
+
+
 def revise(run: Path, iteration: int, spec: str, show: int) -> dict:
-    """The run's recorded revisions of ``iteration`` against new ones written with the principles chosen now (as
-    many as the run's ``reflect.principles_k``)."""
+    """The run's recorded revisions of ``iteration`` against new ones written with the principles chosen now."""
     from iteralign.judges import JudgeConfig, JudgeItem
     from iteralign.judges.base import JudgeContext, build_panel
-    from iteralign.layout import RunLayout
     from iteralign.models.base import ModelConfig, load_model
-    from iteralign.stages.reflect import ReflectConfig, revision_conversation
-    from iteralign.training_data import saved_config
+    from iteralign.stages.reflect import revision_conversation
 
     layout = RunLayout(run)
-    reflect = ReflectConfig.model_validate(saved_config(layout).get("reflect") or {})
+    reflect = reflect_config(layout)
     store = as_of(load(layout.constitution), iteration)
-    lines = layout.iteration(iteration).revisions.read_text().splitlines()
-    old = [Revision.model_validate_json(line) for line in lines]
+    old = revisions(layout.iteration(iteration))
     convs = [revision_conversation(r.answer, store.relevant(r.answer.prompt.text, reflect.principles_k,
                                                             principle_kind(r.answer)), reflect.mode) for r in old]
     model = load_model(ModelConfig(spec=spec, dtype="bfloat16", cache=False, batch_size=16))
@@ -100,8 +110,8 @@ def revise(run: Path, iteration: int, spec: str, show: int) -> dict:
     texts = {"recorded": [r.text for r in old], "now": now}
     rules = JudgeConfig(judges=[{"kind": "verdict", "use_model": False}])
     panel = build_panel(rules, JudgeContext(lambda cfg: None, rules, []))
-    pairs = sorted(zip(old, texts["recorded"], texts["now"]), reverse=True,
-                   key=lambda x: echoes_other_subject(x[0].answer.prompt.text, x[1]))
+    pairs = sorted(zip(old, texts["recorded"], texts["now"]), reverse=True, key=lambda x: echoes_other_subject(
+        x[0].answer.prompt.text, x[1]) - echoes_other_subject(x[0].answer.prompt.text, x[2]))
     for r, a, b in pairs[:show]:
         print(f"== {r.answer.prompt.text[:110]}\n   recorded: {a[:220]!r}\n   now:      {b[:220]!r}")
     return {name: measures(old, ts, panel.judge([JudgeItem.of(r.answer, t) for r, t in zip(old, ts)]))
@@ -111,7 +121,6 @@ def revise(run: Path, iteration: int, spec: str, show: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--k", type=int, default=4, help="principles per failure (the configs' reflect.principles_k)")
     parser.add_argument("--revise", nargs=2, metavar=("RUN", "ITERATION"), help="revise again and compare")
     parser.add_argument("--model", default="offline:qwen2.5-coder-1.5b-instruct", help="the reviser (--revise)")
     parser.add_argument("--show", type=int, default=8, help="pairs to print (--revise)")
@@ -119,15 +128,15 @@ def main() -> None:
     shown = {"recorded": Counter(), "now": Counter()}
     failures, kept, echoes = 0, 0, 0
     for run in args.runs:
-        store = load(run / "constitution.yaml")
-        for path in sorted(run.glob("iter-*/revisions.jsonl")):
-            current = as_of(store, int(path.parent.name.split("-")[1]))
-            for line in path.read_text().splitlines():
-                rev = Revision.model_validate_json(line)
+        layout = RunLayout(run)
+        store, k = load(layout.constitution), reflect_config(layout).principles_k
+        for files in layout.iterations():
+            current = as_of(store, files.index)
+            for rev in revisions(files):
                 prompt = rev.answer.prompt.text
                 failures += 1
                 chosen = {"recorded": [store.get(i) for i in rev.principle_ids],
-                          "now": current.relevant(prompt, args.k, principle_kind(rev.answer))}
+                          "now": current.relevant(prompt, k, principle_kind(rev.answer))}
                 for name, principles in chosen.items():
                     shown[name].update(classify(prompt, p.text) for p in principles)
                 if rev.kept:
