@@ -15,6 +15,9 @@ tree's ``src`` first (the same venv and libraries). Before each round the roofli
   inside optimizer steps; ceiling ``bf16 flops / 4P`` (the reference's pass is precomputed, outside the steps);
 * ``revise``: the same as ``decode`` with the default run's 1.5B reviser/oracle (Qwen2.5-Coder-1.5B, bf16), 8 of
   the prompts at batch 8, 48 new tokens;
+* ``decode1`` / ``revise1``: the same two at batch 1, one request at a time (``iteralign serve``, streaming, a
+  batch's last row), 8 and 4 prompts; ``long1``: the 1.5B answering one ~1,500-token prompt alone (a proposal
+  batch's last row), tokens/s of the 48 decoding steps after the prompt;
 * ``score``: ``HFModel.loglikelihood`` on the first 100 TruthfulQA questions (MC1 + MC2 requests), bf16, batch 16
   -> token positions run per second (input-embedding hook, as bench/compare_lm_eval.py counts them).
 
@@ -59,7 +62,9 @@ def _top_ops(fn) -> list:
 
 
 def work_decode(profile: bool, name: str = "smollm2-135m-instruct", batch: int = 16, prompts: int = 32,
-                new_tokens: int = 64) -> dict:
+                new_tokens: int = 64, texts: list[str] | None = None, after_prompt: bool = False) -> dict:
+    """Generated tokens/s of ``HFModel.generate``; with ``after_prompt``, of the decoding steps alone (the time of
+    a one-token call, i.e. the prompt's pass, taken off, and its token)."""
     from generation import PROMPTS
 
     from iteralign.models.base import ModelConfig
@@ -70,14 +75,17 @@ def work_decode(profile: bool, name: str = "smollm2-135m-instruct", batch: int =
     path = ensure_converted(name)
     model = HFModel.load(str(path), ModelConfig(spec=f"hf:{path}", dtype="bfloat16", batch_size=batch, device="cpu"))
     model.generate([user("Hi")], GenerationParams(max_new_tokens=4))  # warm-up
-    convs, params = [user(p) for p in PROMPTS[:prompts]], GenerationParams(max_new_tokens=new_tokens)
-    t0, c0 = time.perf_counter(), time.process_time()
+    convs, params = [user(p) for p in texts or PROMPTS[:prompts]], GenerationParams(max_new_tokens=new_tokens)
+    t0 = time.perf_counter()
+    first = model.generate(convs, GenerationParams(max_new_tokens=1)) if after_prompt else []
+    t1, c0 = time.perf_counter(), time.process_time()
     out = model.generate(convs, params)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    seconds, cpu = time.perf_counter() - t1, time.process_time() - c0
     top = _top_ops(lambda: model.generate(convs, params)) if profile else None  # the timed call was the one above
-    tokens = sum(c.completion_tokens for c in out)
-    return {"figure": tokens / seconds, "unit": "generated tok/s", "tokens": tokens, "seconds": seconds,
-            "cpu_seconds": cpu, "texts": [c.text for c in out], "profile": top}
+    tokens = sum(c.completion_tokens for c in out) - sum(c.completion_tokens for c in first)
+    seconds -= t1 - t0
+    return {"figure": tokens / seconds, "unit": "tok/s after the prompt" if after_prompt else "generated tok/s",
+            "tokens": tokens, "seconds": seconds, "cpu_seconds": cpu, "texts": [c.text for c in out], "profile": top}
 
 
 def work_sft(profile: bool) -> dict:
@@ -166,15 +174,37 @@ def work_revise(profile: bool) -> dict:
     return work_decode(profile, "qwen2.5-coder-1.5b-instruct", batch=8, prompts=8, new_tokens=48)
 
 
-WORK = {"decode": work_decode, "sft": work_sft, "dpo": work_dpo, "score": work_score, "revise": work_revise}
-PARAMS_OF = {"revise": 1_543_714_304}  # Qwen2.5-Coder-1.5B (untied head); the others: SmolLM2-135M
+def work_decode1(profile: bool) -> dict:
+    """``decode`` one request at a time: 8 prompts at batch 1."""
+    return work_decode(profile, batch=1, prompts=8)
+
+
+def work_revise1(profile: bool) -> dict:
+    """``revise`` one request at a time: 4 prompts at batch 1."""
+    return work_decode(profile, "qwen2.5-coder-1.5b-instruct", batch=1, prompts=4, new_tokens=48)
+
+
+def work_long1(profile: bool) -> dict:
+    """The oracle answering one long prompt alone, as a proposal batch's last row does: 1.5B, batch 1, the 32
+    prompts three times over (~1,500 tokens) to be sorted by topic; the 48 decoding steps after the prompt."""
+    from generation import PROMPTS
+
+    text = "Sort these requests by topic:\n" + "\n".join(f"- {p}" for p in PROMPTS * 3)
+    return work_decode(profile, "qwen2.5-coder-1.5b-instruct", batch=1, new_tokens=49, texts=[text],
+                       after_prompt=True)
+
+
+WORK = {"decode": work_decode, "sft": work_sft, "dpo": work_dpo, "score": work_score, "revise": work_revise,
+        "decode1": work_decode1, "revise1": work_revise1, "long1": work_long1}
+PARAMS_OF = {"revise": 1_543_714_304, "revise1": 1_543_714_304, "long1": 1_543_714_304}  # Qwen2.5-Coder-1.5B (untied head); else SmolLM2
+BATCH_OF = {"decode": 16, "revise": 8, "decode1": 1, "revise1": 1, "long1": 1}  # the decoding workloads' batch sizes
 
 
 def ceiling(work: str, lim: dict) -> tuple[float, str]:
     """The bound of a workload's figure under the limits ``lim`` (same threads)."""
     bf16, params = lim["matmul_bfloat16_gflops"] * 1e9, PARAMS_OF.get(work, PARAMS)
-    if work in ("decode", "revise"):
-        batch = 8 if work == "revise" else 16
+    if work in BATCH_OF:
+        batch = BATCH_OF[work]
         memory, compute = lim["copy_gbs"] * 1e9 / (2 * params) * batch, bf16 / (2 * params)
         return (memory, "memory") if memory < compute else (compute, "compute")
     return (bf16 / (4 * PARAMS), "compute 4P") if work in ("sft", "dpo") else (bf16 / (2 * PARAMS), "compute 2P")

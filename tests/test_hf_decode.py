@@ -115,3 +115,25 @@ def test_streamed_pieces_are_the_greedy_answer(smol_hf):
     assert streamed.text == plain.text and len(pieces) > 1
     assert "".join(pieces).strip().startswith(plain.text.strip()[:40])
     assert "Name three colours" not in "".join(pieces)
+
+
+@pytest.mark.model
+def test_every_decoding_step_attends_under_a_mask(smol_hf, monkeypatch):
+    """One unpadded row: transformers would drop the all-ones mask and call SDPA with ``enable_gqa``, the CPU
+    kernel that is 2x slower in bf16 for one query token; ``step_mask`` keeps the mask, so every step takes the
+    grouped-query path a padded batch takes, and the answer is the same."""
+    import torch
+
+    masked: list[bool] = []  # per SDPA call: under a mask, without enable_gqa
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, attn_mask=None, **kwargs):
+        masked.append(attn_mask is not None and not kwargs.get("enable_gqa", False))
+        return sdpa(query, key, value, attn_mask=attn_mask, **kwargs)
+
+    params = GenerationParams(max_new_tokens=8)
+    plain = smol_hf.generate(PROMPTS[1:2], params)[0].text
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    assert smol_hf.generate(PROMPTS[1:2], params)[0].text == plain
+    layers = smol_hf.model.config.num_hidden_layers
+    assert len(masked) == 8 * layers and all(masked[layers:])  # the prompt's pass, then 7 steps of one token

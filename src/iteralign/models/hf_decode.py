@@ -9,7 +9,12 @@ until the longest answer of its batch ends. Here:
   hands attention a view of the filled part: no copy of the past, no attention over unused slots (unlike
   transformers' ``StaticCache``, which attends over its whole length and is meant for ``torch.compile``);
 * ``decode`` drops finished rows from the batch (inputs, mask and every layer's cache) as soon as they end, so a
-  batch costs what its live rows cost: the length-aware complement of sorting prompts by length.
+  batch costs what its live rows cost: the length-aware complement of sorting prompts by length;
+* each step hands ``sdpa`` its padding mask as a ready 4D boolean mask (``step_mask``) on CPU. Given a 2D mask
+  with no padding in it (one row, rows of equal length, the rows left after the padded ones finished) transformers
+  drops the mask and calls SDPA with ``enable_gqa``, whose CPU kernel for one query token is 2x slower in bf16
+  than the grouped-query path it takes when there is a mask (BENCHMARKS.md, "One query token"). With the mask
+  always there, every step takes that path, padded batch or not.
 
 What each step computes is what ``generate`` computes (same position ids from the attention mask, same float32
 logits, transformers' own logits processors and stop-string criterion), so greedy float32 answers equal
@@ -21,7 +26,7 @@ Models whose layers are not all full attention (sliding windows, linear attentio
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Callable
+from typing import Any
 
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, get_layer_types_and_kwargs
 
@@ -113,6 +118,16 @@ def new_cache(model: Any, capacity: int) -> Cache:
     return Cache(layers=[PreallocatedLayer(capacity) for _ in _layer_types(model)])
 
 
+def step_mask(model: Any) -> Callable[[Any], Any]:
+    """How a decoding step passes its 2D padding mask: as a ``(rows, 1, 1, keys)`` boolean mask for a model that
+    attends with ``sdpa`` over its whole past on CPU (used as given by transformers), as is otherwise (other kernels
+    read other mask forms; sliding-window layers need transformers' own masks; on GPU a missing mask is the fast
+    case)."""
+    if model.device.type == "cpu" and model.config._attn_implementation == "sdpa" and full_attention(model):
+        return lambda mask: mask.bool()[:, None, None, :]
+    return lambda mask: mask
+
+
 #: ``choose(sequences, float32 logits of the last position) -> next token ids``; ``finished(sequences, next ids)
 #: -> bool per row``. Both see only the rows still in the batch.
 Choose = Callable[[Any, Any], Any]
@@ -132,6 +147,7 @@ def decode(model: Any, input_ids: Any, attention_mask: Any, cache: Cache, max_ne
     rows = list(range(input_ids.shape[0]))
     new: list[list[int]] = [[] for _ in rows]
     seqs, mask, last = input_ids, attention_mask, positions[:, -1:]
+    as_step_mask = step_mask(model)
     with torch.inference_mode():
         logits = model(input_ids=input_ids[:, past:], attention_mask=mask, position_ids=positions[:, past:],
                        cache=cache, use_cache=True, logits_to_keep=1).logits
@@ -152,6 +168,6 @@ def decode(model: Any, input_ids: Any, attention_mask: Any, cache: Cache, max_ne
                 cache.batch_select_indices(keep)
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
             last = last + 1
-            logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=last, cache=cache,
-                           use_cache=True).logits
+            logits = model(input_ids=token[:, None], attention_mask=as_step_mask(mask), position_ids=last,
+                           cache=cache, use_cache=True).logits
     return new
