@@ -19,21 +19,21 @@ from pathlib import Path
 
 
 def conversations(run: Path, iteration: int) -> tuple[list, dict]:
-    """The reviser conversations of ``iteration`` and the run's saved reflect config and reviser batch size."""
+    """The reviser conversations of ``iteration`` (the principles recorded with each revision) and the run's saved
+    reflect config and reviser batch size; read as ``principle_choice`` reads them."""
+    from principle_choice import reflect_config, revisions
+
     from iteralign.constitution import load
     from iteralign.layout import RunLayout
-    from iteralign.records import Revision
-    from iteralign.stages.reflect import ReflectConfig, revision_conversation
+    from iteralign.stages.reflect import revision_conversation
     from iteralign.training_data import saved_config
 
     layout = RunLayout(run)
-    cfg = saved_config(layout)
-    reflect = ReflectConfig.model_validate(cfg.get("reflect") or {})
-    store = load(layout.constitution)
-    path = layout.iteration(iteration).revisions
-    revisions = [Revision.model_validate_json(line) for line in path.open(encoding="utf-8") if line.strip()]
-    convs = [revision_conversation(r.answer, [store.get(i) for i in r.principle_ids], reflect.mode) for r in revisions]
-    return convs, {"reflect": reflect, "batch_size": (cfg["models"].get("reviser") or {}).get("batch_size", 16)}
+    reflect, store = reflect_config(layout), load(layout.constitution)
+    convs = [revision_conversation(r.answer, [store.get(i) for i in r.principle_ids], reflect.mode)
+             for r in revisions(layout.iteration(iteration))]
+    reviser = saved_config(layout)["models"].get("reviser") or {}
+    return convs, {"reflect": reflect, "batch_size": reviser.get("batch_size", 16)}
 
 
 def main() -> None:
