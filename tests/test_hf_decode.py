@@ -137,3 +137,16 @@ def test_every_decoding_step_attends_under_a_mask(smol_hf, monkeypatch):
     assert smol_hf.generate(PROMPTS[1:2], params)[0].text == plain
     layers = smol_hf.model.config.num_hidden_layers
     assert len(masked) == 8 * layers and all(masked[layers:])  # the prompt's pass, then 7 steps of one token
+
+
+@pytest.mark.model
+def test_other_attention_kernels_get_the_2d_mask(smol_hf):
+    """``eager`` adds its mask to the scores, so the boolean step mask is for ``sdpa`` only: under ``eager`` a padded
+    batch still decodes as ``model.generate`` does."""
+    smol_hf.model.set_attn_implementation("eager")
+    try:
+        params = GenerationParams(max_new_tokens=12)
+        ours = [c.text for c in smol_hf.generate(PROMPTS[:3], params)]
+        assert ours == _transformers_generate(smol_hf, PROMPTS[:3], max_new_tokens=12, do_sample=False)
+    finally:
+        smol_hf.model.set_attn_implementation("sdpa")
