@@ -150,3 +150,25 @@ def test_other_attention_kernels_get_the_2d_mask(smol_hf):
         assert ours == _transformers_generate(smol_hf, PROMPTS[:3], max_new_tokens=12, do_sample=False)
     finally:
         smol_hf.model.set_attn_implementation("sdpa")
+
+
+def test_the_boolean_step_mask_is_for_grouped_query_sdpa_models():
+    """Only a grouped-query model has the masked path to gain (with as many key as query heads the mask only costs);
+    other kernels and sliding windows read transformers' own masks."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    from iteralign.models.hf_decode import step_mask
+
+    def tiny(heads: int, kv_heads: int, attention: str = "sdpa", family=(LlamaConfig, LlamaForCausalLM), **extra):
+        config = family[0](hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=heads,
+                           num_key_value_heads=kv_heads, vocab_size=64, **extra)
+        model = family[1](config)
+        model.set_attn_implementation(attention)
+        return model
+
+    mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    assert torch.equal(step_mask(tiny(4, 2))(mask), mask.bool()[:, None, None, :])
+    assert step_mask(tiny(4, 4))(mask) is mask
+    assert step_mask(tiny(4, 2, "eager"))(mask) is mask
+    assert step_mask(tiny(4, 2, family=(MistralConfig, MistralForCausalLM), sliding_window=2))(mask) is mask

@@ -10,11 +10,12 @@ until the longest answer of its batch ends. Here:
   transformers' ``StaticCache``, which attends over its whole length and is meant for ``torch.compile``);
 * ``decode`` drops finished rows from the batch (inputs, mask and every layer's cache) as soon as they end, so a
   batch costs what its live rows cost: the length-aware complement of sorting prompts by length;
-* each step hands ``sdpa`` its padding mask as a ready 4D boolean mask (``step_mask``) on CPU. Given a 2D mask
-  with no padding in it (one row, rows of equal length, the rows left after the padded ones finished) transformers
-  drops the mask and calls SDPA with ``enable_gqa``, whose CPU kernel is slow for one query token in bf16 (a step
-  of 16 rows over 300 keys: 113 ms against 51 on the grouped-query path transformers takes when there is a mask;
-  BENCHMARKS.md, "One query token"). With the mask always there, every step takes that path, padded or not.
+* each step of a grouped-query model hands ``sdpa`` its padding mask as a ready 4D boolean mask (``step_mask``) on
+  CPU. Given a 2D mask with no padding in it (one row, rows of equal length, the rows left after the padded ones
+  finished) transformers drops the mask and calls SDPA with ``enable_gqa``, whose CPU kernel is slow for one query
+  token in bf16 (a step of 16 rows over 300 keys: 113 ms against 51 on the grouped-query path transformers takes
+  when there is a mask; BENCHMARKS.md, "One query token"). With the mask always there, every step takes that path,
+  padded or not.
 
 What each step computes is what ``generate`` computes (same position ids from the attention mask, same float32
 logits, transformers' own logits processors and stop-string criterion), so greedy float32 answers equal
@@ -119,11 +120,13 @@ def new_cache(model: Any, capacity: int) -> Cache:
 
 
 def step_mask(model: Any) -> Callable[[Any], Any]:
-    """How a decoding step passes its 2D padding mask: as a ``(rows, 1, 1, keys)`` boolean mask for a model that
-    attends with ``sdpa`` over its whole past on CPU (used as given by transformers), as is otherwise (other kernels
-    read other mask forms; sliding-window layers need transformers' own masks; on GPU a missing mask is the fast
-    case)."""
-    if model.device.type == "cpu" and model.config._attn_implementation == "sdpa" and full_attention(model):
+    """How a decoding step passes its 2D padding mask: as a ``(rows, 1, 1, keys)`` boolean mask for a grouped-query
+    model that attends with ``sdpa`` over its whole past on CPU (used as given by transformers), as is otherwise
+    (other kernels read other mask forms; sliding-window layers need transformers' own masks; on GPU a missing mask
+    is the fast case; a model with as many key as query heads has no grouped path, and a mask only costs it)."""
+    config = model.config.get_text_config(decoder=True)
+    grouped = (getattr(config, "num_key_value_heads", None) or config.num_attention_heads) < config.num_attention_heads
+    if model.device.type == "cpu" and grouped and config._attn_implementation == "sdpa" and full_attention(model):
         return lambda mask: mask.bool()[:, None, None, :]
     return lambda mask: mask
 
