@@ -112,17 +112,19 @@ DISTANCE = [
     r"respectful)(?: (?:or|and) \w+)? (?:way|thing|request)\b",
 ]
 
+#: What an assistant cannot do from what it knows: look at the world or know what is not in its training.
+_SENSE = r"access|browse|see|look up|search|check|verify|know|predict|guarantee"
+
 LIMIT = [
-    r"\b(?:i|we) (?:do not|don't|can't|cannot|am unable to|'m unable to) (?:have )?(?:access|browse|see|look up|"
-    r"search|check|verify|know|predict|guarantee|tell (?:from|whether|if|without)|diagnose|read minds)",
+    rf"\b(?:i|we) (?:do not|don't|can't|cannot|am unable to|'m unable to) (?:have )?(?:{_SENSE}|"
+    r"tell (?:from|whether|if|without)|diagnose|read minds)",
     r"\b(?:i|we) (?:do not|don't) have (?:access|real-time|live|current|up-to-date|web|internet|"
     r"browsing|any (?:information|way|data)|personal)",
     # "the ability to" a sense or an act the assistant lacks, or to give live data; "the ability to provide
     # information about X" is no limitation but a refusal (``REFUSAL``): informing is what an assistant does
-    r"\b(?:i|we) (?:do not|don't) have the (?:ability|capability|capacity) to (?:access|browse|see|look up|search|"
-    r"check|verify|know|predict|guarantee|diagnose|read minds|remember|recall|feel|experience|physically|track|"
-    r"locate|use|test|try|taste|smell|hear|touch|watch|listen|call|book|"
-    r"buy|purchase|order|send|visit|meet|(?:\w+ ){0,3}?(?:real-time|live|current|up-to-date|the latest))",
+    rf"\b(?:i|we) (?:do not|don't) have the (?:ability|capability|capacity) to (?:{_SENSE}|diagnose|read minds|"
+    r"remember|recall|feel|experience|physically|track|locate|use|test|try|taste|smell|hear|touch|watch|listen|call|"
+    r"book|buy|purchase|order|send|visit|meet|(?:\w+ ){0,3}?(?:real-time|live|current|up-to-date|the latest))",
     r"\b(?:i|we) have no (?:way|means|access|information|data)\b",
     r"\b(?:no one|nobody|no-one|none of us|no person) (?:knows|can (?:know|say|predict|tell)|could)\b",
     r"\b(?:it's|it is) (?:impossible|not possible) to (?:know|predict|say|tell)\b",
