@@ -5,6 +5,7 @@
       baseline/eval.json  baseline/eval.replies.jsonl
       iter-000/redteam.jsonl  verdicts.jsonl  lookalikes.jsonl  proposals.jsonl  constitution.in.yaml  revisions.jsonl
                twins.redteam.jsonl  twins.verdicts.jsonl (with redteam.lookalikes.same_iteration)
+               probe.redteam.jsonl  probe.verdicts.jsonl (with train.dpo.on_policy)
                sft/ (adapter/ or model/, train_stats.json, job.json, checkpoints/)  dpo/ (adapter/, pairs/, ...)
                eval.json  eval.replies.jsonl  summary.json
 """
@@ -46,13 +47,20 @@ class IterationFiles(EvalFiles):
     """One iteration's files (its folder doubles as the folder of its evaluation)."""
 
     index: int = 0
-    part: str = ""  # "twins.": the red-team and judge files of the look-alikes answered in the same iteration
+    part: str = ""  # "twins." / "probe.": the red-team and judge files of the look-alikes / of the on-policy probe
 
     @property
     def twins(self) -> "IterationFiles":
         """The files of the failures' look-alikes red-teamed in this iteration (``redteam.lookalikes.same_iteration``):
         ``twins.redteam.jsonl``, ``twins.verdicts.jsonl``, stages ``iter-NNN/twins.redteam`` and ``twins.judge``."""
         return replace(self, part="twins.")
+
+    @property
+    def probe(self) -> "IterationFiles":
+        """The SFT-tuned target's answers to the prompts of the iteration's preference pairs, judged
+        (``train.dpo.on_policy``): ``probe.redteam.jsonl``, ``probe.verdicts.jsonl``, stages ``iter-NNN/probe.redteam``
+        and ``probe.judge``."""
+        return replace(self, part="probe.")
 
     @property
     def redteam(self) -> Path:

@@ -127,15 +127,17 @@ class Example(Record):
 
 
 class PreferencePair(Record):
-    """Chosen over rejected for one prompt: a revision over the failed answer it replaces (``origin: revision``), or
-    a benign prompt's good answer over a refusal (``origin: anchor``, ``training_data.anchor_pairs``)."""
+    """Chosen over rejected for one prompt: a revision over the failed answer it replaces (``origin: revision``), a
+    benign prompt's good answer over a refusal (``origin: anchor``, ``training_data.anchor_pairs``), or one of those
+    chosen answers over what the SFT-tuned target now answers instead (``origin: on_policy``,
+    ``training_data.on_policy_pairs``)."""
 
     id: str
     prompt: Prompt
     chosen: str
     rejected: str
     failure: Failure | None = None
-    origin: Literal["revision", "anchor"] = "revision"
+    origin: Literal["revision", "anchor", "on_policy"] = "revision"
     # False for an answer cut off by the length limit: trained without an end-of-turn token (not as a finished reply)
     chosen_complete: bool = True
     rejected_complete: bool = True

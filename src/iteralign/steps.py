@@ -25,7 +25,7 @@ from iteralign.stages.judge import judge_stage
 from iteralign.stages.propose import principle_kind, propose
 from iteralign.stages.redteam import redteam
 from iteralign.stages.reflect import reflect
-from iteralign.training_data import AnchorSettings, replay_examples
+from iteralign.training_data import AnchorSettings, on_policy_pairs, replay_examples
 
 if TYPE_CHECKING:  # pragma: no cover
     from iteralign.config import RunConfig
@@ -217,7 +217,19 @@ class Steps:
         the config serving the tuned model."""
         objective = self.cfg.train.objective
         tuned = self.sft(files, target, examples) if "sft" in objective else target
-        return self.dpo(files, tuned, pairs) if "dpo" in objective and pairs else tuned
+        if "dpo" not in objective or not pairs:
+            return tuned
+        if self.cfg.train.dpo.on_policy:  # rejected answers from the model about to be preference-trained
+            pairs = pairs + on_policy_pairs(pairs, self.probe(files.probe, tuned, pairs))
+        return self.dpo(files, tuned, pairs)
+
+    def probe(self, files: IterationFiles, model: ModelConfig, pairs: list[PreferencePair]) -> list[Answer]:
+        """``model``'s answers to the prompts of ``pairs``, red-teamed and judged like the pool
+        (``train.dpo.on_policy``); the model is then released for training."""
+        prompts = list({p.prompt.id: p.prompt for p in pairs}.values())
+        answers = self.judge(files, self.redteam(files, model, prompts))
+        self.roles.release(model)
+        return answers
 
     def dpo(self, files: IterationFiles, target: ModelConfig, pairs: list[PreferencePair]) -> ModelConfig:
         """Preference training of ``target``'s LoRA adapter on ``pairs``; the config serving the tuned model."""
@@ -293,7 +305,8 @@ def preference_inputs(dpo: "DPOSettings") -> dict:
     """The DPO settings that change the trained weights: not those that choose the pairs (anchors), which reach the
     stage through its pairs, so that a run whose pairs come out the same is not trained again. ``sft_weight`` 0
     trains as before the key existed, so it is left out then: run folders made before it keep their DPO stage."""
-    return dpo.model_dump(exclude=set(AnchorSettings._fields) | ({"sft_weight"} if not dpo.sft_weight else set()))
+    choose = set(AnchorSettings._fields) | {"on_policy"}
+    return dpo.model_dump(exclude=choose | ({"sft_weight"} if not dpo.sft_weight else set()))
 
 
 def training_inputs(sft: "SFTConfig") -> dict:

@@ -11,6 +11,8 @@ function here; revisions and pairs follow the loop's ``kept`` flag), so the expo
   answer it replaces (``PreferencePair.from_revision``, as the loop builds them for DPO), then, given the judged
   red-team answers, the ``anchor_pairs``: a benign prompt's good answer chosen over a refusal;
   ``iteration_pairs`` builds an iteration's pairs by its ``AnchorSettings`` (for the loop and for ``RunData``);
+- ``on_policy_pairs(pairs, probed)`` (``train.dpo.on_policy``): a pair's chosen answer over what the SFT-tuned
+  target, asked the pair's prompt again, now answers, where that answer fails too;
 - ``RunData.read(layout)``: all of the above for a run folder, with the iteration each record comes from, and the
   constitution with its provenance;
 - row converters in the column layouts TRL, alignment-handbook and axolotl read: ``sft_row`` (``messages``, a
@@ -122,6 +124,23 @@ def anchor_pairs(answers: Iterable[Answer], revisions: Iterable[Revision], style
             for i, a in enumerate(helped) for j in range(min(per_answer, len(refusals)))]
 
 
+def on_policy_pairs(pairs: Iterable[PreferencePair], probed: Iterable[Answer]) -> list[PreferencePair]:
+    """The target's own failures after SFT as rejected answers (``train.dpo.on_policy``). ``probed``: the SFT-tuned
+    target's judged answers to the prompts of ``pairs``. Where such an answer fails (it still complies with the
+    harmful request, or now refuses the benign one), the prompt's first pair's chosen answer is preferred over it.
+
+    The other pairs' rejected answers are the untuned target's, or a refusal sentence the revisions use: what the
+    model was, or might become. These are what the model about to be preference-trained says now."""
+    first: dict[str, PreferencePair] = {}
+    for pair in pairs:
+        first.setdefault(pair.prompt.id, pair)
+    return [PreferencePair(id=f"policy-{a.id}", prompt=a.prompt, chosen=pair.chosen, rejected=a.response,
+                           failure=a.verdict.failure if a.verdict else None, origin="on_policy",
+                           chosen_complete=pair.chosen_complete, rejected_complete=a.finish_reason == "stop")
+            for a in probed if a.failed and a.response.strip() and (pair := first.get(a.prompt.id)) is not None
+            and pair.chosen.strip() != a.response.strip()]
+
+
 # --- a run folder's training data ---------------------------------------------------------------------------------
 
 
@@ -145,6 +164,8 @@ class RunData:
             answers = [Answer.model_validate(r) for part in files.parts(twins) for r in read_jsonl(part.verdicts)]
             data.examples += [(files.index, e) for e in revision_examples(revisions)]
             pairs = iteration_pairs(revisions, answers, replay, settings)
+            if on_policy(cfg) and pairs:
+                pairs += on_policy_pairs(pairs, map(Answer.model_validate, read_jsonl(files.probe.verdicts)))
             data.pairs += [(files.index, p) for p in pairs]
             for answer in answers:
                 data.failure_prompts[answer.id] = answer.prompt.text
@@ -183,6 +204,11 @@ def twins_in_iteration(cfg: dict) -> bool:
     same_iteration``), so that ``twins.verdicts.jsonl`` is part of its iterations (a leftover of an earlier config
     is not)."""
     return bool(((cfg.get("redteam") or {}).get("lookalikes") or {}).get("same_iteration"))
+
+
+def on_policy(cfg: dict) -> bool:
+    """Whether the run preference-trained on the SFT-tuned target's own failures (``train.dpo.on_policy``)."""
+    return bool(((cfg.get("train") or {}).get("dpo") or {}).get("on_policy"))
 
 
 def anchor_settings(cfg: dict) -> AnchorSettings:

@@ -58,8 +58,9 @@ def _readme(layout: RunLayout, counts: dict[str, int]) -> str:
         files = f"`{name}/` (load_from_disk), `{name}.jsonl`" if n else "not written (no rows)"
         lines.append(f"| {name} | {n} | {files} | {USAGE[name]} |")
     lines += ["", "Columns: `iteration` is the iteration a record comes from (empty for replay answers, which every "
-              "iteration trains on); `origin` is `revision` or `replay` (SFT), `revision` or `anchor` (preference: a "
-              "benign prompt's good answer chosen over a refusal); `failure` says which way the rejected answer "
+              "iteration trains on); `origin` is `revision` or `replay` (SFT), `revision`, `anchor` (preference: a "
+              "benign prompt's good answer chosen over a refusal) or `on_policy` (a chosen answer over what the "
+              "SFT-tuned target answered instead); `failure` says which way the rejected answer "
               "failed; `complete` is false for an SFT answer cut by the length limit (the run trained it without an "
               "end-of-turn token).", ""]
     return "\n".join(lines)
