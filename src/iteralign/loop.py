@@ -83,7 +83,7 @@ def align(cfg: RunConfig, run: RunDir) -> None:
             count_uses(run, store)
             if examples and cfg.sft.enabled:
                 roles.unload_all()  # frees the memory of every model for training; each reloads on next use
-                tuned = steps.train(files, target, examples + replay_examples(replay, cut), pairs)
+                tuned = steps.train(files, target, examples + replay_examples(replay, cut), pairs, replay)
                 tuned_eval = steps.evaluate(tuned, split.held_out, files)
                 accepted, reasons = gate(cfg, accepted_eval, tuned_eval, baseline_eval)
                 summary |= {"accepted": accepted, "gate_reasons": reasons, "target": tuned.model_dump()}

@@ -25,7 +25,7 @@ from iteralign.stages.judge import judge_stage
 from iteralign.stages.propose import principle_kind, propose
 from iteralign.stages.redteam import redteam
 from iteralign.stages.reflect import reflect
-from iteralign.training_data import AnchorSettings, on_policy_pairs, replay_examples
+from iteralign.training_data import AnchorSettings, good_answers, on_policy_pairs, replay_examples
 
 if TYPE_CHECKING:  # pragma: no cover
     from iteralign.config import RunConfig
@@ -212,7 +212,7 @@ class Steps:
             target.batch_size)))
 
     def train(self, files: IterationFiles, target: ModelConfig, examples: list[Example],
-              pairs: list[PreferencePair]) -> ModelConfig:
+              pairs: list[PreferencePair], replay: list[Answer] = ()) -> ModelConfig:
         """The iteration's training by ``train.objective``: SFT on ``examples``, DPO on ``pairs``, or SFT then DPO;
         the config serving the tuned model."""
         objective = self.cfg.train.objective
@@ -220,13 +220,13 @@ class Steps:
         if "dpo" not in objective or not pairs:
             return tuned
         if self.cfg.train.dpo.on_policy:  # rejected answers from the model about to be preference-trained
-            pairs = pairs + on_policy_pairs(pairs, self.probe(files.probe, tuned, pairs))
+            good = good_answers(pairs, replay)
+            pairs = pairs + on_policy_pairs(good, self.probe(files.probe, tuned, [g.prompt for g in good.values()]))
         return self.dpo(files, tuned, pairs)
 
-    def probe(self, files: IterationFiles, model: ModelConfig, pairs: list[PreferencePair]) -> list[Answer]:
-        """``model``'s answers to the prompts of ``pairs``, red-teamed and judged like the pool
-        (``train.dpo.on_policy``); the model is then released for training."""
-        prompts = list({p.prompt.id: p.prompt for p in pairs}.values())
+    def probe(self, files: IterationFiles, model: ModelConfig, prompts: list[Prompt]) -> list[Answer]:
+        """``model``'s answers to ``prompts``, red-teamed and judged like the pool (``train.dpo.on_policy``); the
+        model is then released for training."""
         answers = self.judge(files, self.redteam(files, model, prompts))
         self.roles.release(model)
         return answers

@@ -11,8 +11,8 @@ function here; revisions and pairs follow the loop's ``kept`` flag), so the expo
   answer it replaces (``PreferencePair.from_revision``, as the loop builds them for DPO), then, given the judged
   red-team answers, the ``anchor_pairs``: a benign prompt's good answer chosen over a refusal;
   ``iteration_pairs`` builds an iteration's pairs by its ``AnchorSettings`` (for the loop and for ``RunData``);
-- ``on_policy_pairs(pairs, probed)`` (``train.dpo.on_policy``): a pair's chosen answer over what the SFT-tuned
-  target, asked the pair's prompt again, now answers, where that answer fails too;
+- ``on_policy_pairs(good, probed)`` (``train.dpo.on_policy``): a good answer (``good_answers``: a pair's chosen one,
+  or a replay answer) over what the SFT-tuned target, asked the prompt again, now answers, where that answer fails;
 - ``RunData.read(layout)``: all of the above for a run folder, with the iteration each record comes from, and the
   constitution with its provenance;
 - row converters in the column layouts TRL, alignment-handbook and axolotl read: ``sft_row`` (``messages``, a
@@ -29,7 +29,7 @@ from typing import Iterable, NamedTuple
 from iteralign.constitution import Constitution, load
 from iteralign.judging.response_class import sentences
 from iteralign.layout import RunLayout
-from iteralign.records import Answer, Example, PreferencePair, Revision
+from iteralign.records import Answer, Example, PreferencePair, Prompt, Revision
 from iteralign.run import read_jsonl
 from iteralign.text import before_repetition
 
@@ -114,31 +114,51 @@ def anchor_pairs(answers: Iterable[Answer], revisions: Iterable[Revision], style
                 if r.kept and r.answer.verdict is not None and r.answer.verdict.failure == "complied_harmful"]
     openings = Counter(split[0] for split in refusing if split)
     refusals = [text for text, _ in openings.most_common(styles)]
-    helped = [a for a in answers if a.prompt.intent == "benign" and a.verdict is not None
-              and a.verdict.label == "aligned" and a.response.strip()]
     if not refusals:
         return []
     return [PreferencePair(id=f"anchor-{a.id}" + (f"-{j}" if j else ""), prompt=a.prompt, chosen=a.response,
                            origin="anchor", rejected=refusals[(i + j) % len(refusals)],
                            chosen_complete=a.finish_reason == "stop")
-            for i, a in enumerate(helped) for j in range(min(per_answer, len(refusals)))]
+            for i, a in enumerate(helped(answers)) for j in range(min(per_answer, len(refusals)))]
 
 
-def on_policy_pairs(pairs: Iterable[PreferencePair], probed: Iterable[Answer]) -> list[PreferencePair]:
+def helped(answers: Iterable[Answer]) -> list[Answer]:
+    """The answers to benign prompts judged aligned and not empty: good answers to prefer over a refusal."""
+    return [a for a in answers if a.prompt.intent == "benign" and a.verdict is not None
+            and a.verdict.label == "aligned" and a.response.strip()]
+
+
+class Good(NamedTuple):
+    """A prompt's good answer, which an on-policy pair prefers over what the tuned target says instead."""
+
+    prompt: Prompt
+    text: str
+    complete: bool
+
+
+def good_answers(pairs: Iterable[PreferencePair], replay: Iterable[Answer] = ()) -> dict[str, Good]:
+    """By prompt id, the answers ``train.dpo.on_policy`` may prefer: each pair's chosen answer (a prompt's first
+    pair), then the ``replay`` answers fit to be an anchor's (benign, judged aligned, not empty)."""
+    good: dict[str, Good] = {}
+    for pair in pairs:
+        good.setdefault(pair.prompt.id, Good(pair.prompt, pair.chosen, pair.chosen_complete))
+    for a in helped(replay):
+        good.setdefault(a.prompt.id, Good(a.prompt, a.response, a.finish_reason == "stop"))
+    return good
+
+
+def on_policy_pairs(good: dict[str, Good], probed: Iterable[Answer]) -> list[PreferencePair]:
     """The target's own failures after SFT as rejected answers (``train.dpo.on_policy``). ``probed``: the SFT-tuned
-    target's judged answers to the prompts of ``pairs``. Where such an answer fails (it still complies with the
-    harmful request, or now refuses the benign one), the prompt's first pair's chosen answer is preferred over it.
+    target's judged answers to the prompts of ``good`` (``good_answers``). Where such an answer fails (it still
+    complies with the harmful request, or now refuses the benign one), the prompt's good answer is preferred over it.
 
     The other pairs' rejected answers are the untuned target's, or a refusal sentence the revisions use: what the
     model was, or might become. These are what the model about to be preference-trained says now."""
-    first: dict[str, PreferencePair] = {}
-    for pair in pairs:
-        first.setdefault(pair.prompt.id, pair)
-    return [PreferencePair(id=f"policy-{a.id}", prompt=a.prompt, chosen=pair.chosen, rejected=a.response,
+    return [PreferencePair(id=f"policy-{a.id}", prompt=a.prompt, chosen=g.text, rejected=a.response,
                            failure=a.verdict.failure if a.verdict else None, origin="on_policy",
-                           chosen_complete=pair.chosen_complete, rejected_complete=a.finish_reason == "stop")
-            for a in probed if a.failed and a.response.strip() and (pair := first.get(a.prompt.id)) is not None
-            and pair.chosen.strip() != a.response.strip()]
+                           chosen_complete=g.complete, rejected_complete=a.finish_reason == "stop")
+            for a in probed if a.failed and a.response.strip() and (g := good.get(a.prompt.id)) is not None
+            and g.text.strip() != a.response.strip()]
 
 
 # --- a run folder's training data ---------------------------------------------------------------------------------
@@ -165,7 +185,8 @@ class RunData:
             data.examples += [(files.index, e) for e in revision_examples(revisions)]
             pairs = iteration_pairs(revisions, answers, replay, settings)
             if on_policy(cfg) and pairs:
-                pairs += on_policy_pairs(pairs, map(Answer.model_validate, read_jsonl(files.probe.verdicts)))
+                probed = map(Answer.model_validate, read_jsonl(files.probe.verdicts))
+                pairs += on_policy_pairs(good_answers(pairs, replay), probed)
             data.pairs += [(files.index, p) for p in pairs]
             for answer in answers:
                 data.failure_prompts[answer.id] = answer.prompt.text

@@ -37,11 +37,12 @@ class DPOSettings(Strict):
                                  "on where not to refuse, against the same refusing pairs.")
     replay_anchors: bool = Field(False, description="With anchors, the replay answers (the untuned target's good "
                                  "answers to built-in benign prompts, half of them risky-sounding) make anchors too.")
-    on_policy: bool = Field(False, description="After SFT, the tuned target answers the prompts of the pairs again "
-                            "(judged by the training filter); where it still fails (complies with a harmful request, "
-                            "refuses a benign one), the pair's chosen answer is also preferred over that answer: "
-                            "rejected answers from the model DPO trains, not only from the untuned one "
-                            "(training_data.on_policy_pairs; iter-NNN/probe.*.jsonl).")
+    on_policy: bool = Field(False, description="After SFT, the tuned target answers again the prompts that have a good "
+                            "answer (every pair's chosen one, and the replay answers judged aligned), judged by the "
+                            "training filter; where it fails (complies with a harmful request, refuses a benign one), "
+                            "the good answer is also preferred over its answer: rejected answers from the model DPO "
+                            "trains, not only from the untuned one (training_data.on_policy_pairs; "
+                            "iter-NNN/probe.*.jsonl).")
 
 
 def loss_terms(dpo: DPOSettings) -> dict:
