@@ -111,6 +111,17 @@ def test_learning_rate_decay_retrains_the_later_iterations_only_at_the_decayed_r
     assert list(rates.values()) == [pytest.approx(0.5 * load_config(config(tmp_path)).sft.learning_rate)]
 
 
+def test_a_finished_stage_whose_output_was_deleted_runs_again(tmp_path, finished):
+    """A stage recorded done whose output is gone (deleted by hand) is recomputed rather than read back (a crash);
+    the fake trainer writes the same bytes again, so nothing after it is redone."""
+    run, before = finished
+    shutil.rmtree(run / "iter-000" / "sft")
+    (run / "iter-001" / "eval.json").unlink()
+    # no model call: the evaluation's judged answers are read back from its eval.partial/
+    assert rerun(tmp_path, before) == ({"iter-000/sft", "iter-001/eval"}, 0)
+    assert (run / "iter-000" / "sft" / "adapter").is_dir() and (run / "iter-001" / "eval.json").is_file()
+
+
 def test_new_adapter_bytes_recompute_what_uses_the_tuned_model_not_the_training(tmp_path, finished):
     run, before = finished
     (run / "iter-000/sft/adapter/adapter_model.safetensors").write_text("retrained elsewhere")

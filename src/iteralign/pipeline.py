@@ -5,6 +5,7 @@ slices, the records it reads, and the models it uses, by *content* (a model's ``
 hashes, never a path). ``Runner`` fingerprints the inputs and compares with the manifest:
 
 - same fingerprint, recorded ``done`` (or the output is complete on disk): the result is read back, no model call;
+  a stage recorded ``done`` whose output has since been deleted runs again;
 - different fingerprint: the old output is set aside as ``<output>.stale`` (kept for inspection, never read) and the
   stage runs again, and with it every stage whose inputs include its result;
 - otherwise (never ran, or was killed or failed with these inputs): the stage runs; JSONL stages resume where they
@@ -64,6 +65,12 @@ def canonical(value: Any) -> Any:
     return value
 
 
+def present(stage: Stage) -> bool:
+    """Whether a stage's output is on disk (``finished`` where it says more than that the path exists): a stage marked
+    done whose output was deleted by hand is run again, not read back."""
+    return stage.finished() if stage.finished is not None else stage.output.exists()
+
+
 def fingerprint(inputs: dict[str, Any]) -> str:
     """A short stable hash of a stage's inputs."""
     blob = json.dumps(canonical(inputs), sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
@@ -84,6 +91,8 @@ class Runner:
             log.warning("%s: inputs changed since it last ran; recomputing", stage.key)
             for path in (stage.output, *stage.partial):
                 set_aside(path)
+        elif entry.get("status") == "done" and not present(stage):
+            log.warning("%s: its output %s is gone; recomputing", stage.key, stage.output)
         elif entry.get("status") == "done" or (entry and stage.finished is not None and stage.finished()):
             if entry.get("status") != "done":
                 self.run.manifest.mark(stage.key, status="done")
