@@ -128,8 +128,8 @@ class Example(Record):
 
 class PreferencePair(Record):
     """Chosen over rejected for one prompt: a revision over the failed answer it replaces (``origin: revision``), a
-    benign prompt's good answer over a refusal (``origin: anchor``, ``training_data.anchor_pairs``), or one of those
-    chosen answers over what the SFT-tuned target now answers instead (``origin: on_policy``,
+    benign prompt's good answer over a refusal (``origin: anchor``, ``training_data.anchor_pairs``), or such a chosen
+    answer (or a replay answer) over what the SFT-tuned target now answers instead (``origin: on_policy``,
     ``training_data.on_policy_pairs``)."""
 
     id: str

@@ -212,9 +212,10 @@ class Steps:
             target.batch_size)))
 
     def train(self, files: IterationFiles, target: ModelConfig, examples: list[Example],
-              pairs: list[PreferencePair], replay: list[Answer] = ()) -> ModelConfig:
-        """The iteration's training by ``train.objective``: SFT on ``examples``, DPO on ``pairs``, or SFT then DPO;
-        the config serving the tuned model."""
+              pairs: list[PreferencePair], replay: tuple[Answer, ...] | list[Answer] = ()) -> ModelConfig:
+        """The iteration's training by ``train.objective``: SFT on ``examples``, DPO on ``pairs``, or SFT then DPO
+        (with ``train.dpo.on_policy``, DPO also on the SFT-tuned target's failures on the pairs' and the ``replay``
+        prompts); the config serving the tuned model."""
         objective = self.cfg.train.objective
         tuned = self.sft(files, target, examples) if "sft" in objective else target
         if "dpo" not in objective or not pairs:
