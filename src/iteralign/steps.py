@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from iteralign import answering
 from iteralign.constitution import Constitution, as_of, content_key, load, merged, save
@@ -212,7 +212,7 @@ class Steps:
             target.batch_size)))
 
     def train(self, files: IterationFiles, target: ModelConfig, examples: list[Example],
-              pairs: list[PreferencePair], replay: tuple[Answer, ...] | list[Answer] = ()) -> ModelConfig:
+              pairs: list[PreferencePair], replay: Sequence[Answer] = ()) -> ModelConfig:
         """The iteration's training by ``train.objective``: SFT on ``examples``, DPO on ``pairs``, or SFT then DPO
         (with ``train.dpo.on_policy``, DPO also on the SFT-tuned target's failures on the pairs' and the ``replay``
         prompts); the config serving the tuned model."""
