@@ -58,8 +58,8 @@ class IterationFiles(EvalFiles):
     @property
     def probe(self) -> "IterationFiles":
         """The SFT-tuned target's answers to the prompts that have a good answer (the preference pairs' and the
-        replay's), judged (``train.dpo.on_policy``): ``probe.redteam.jsonl``, ``probe.verdicts.jsonl``, stages ``iter-NNN/probe.redteam``
-        and ``probe.judge``."""
+        replay's), judged (``train.dpo.on_policy``): ``probe.redteam.jsonl``, ``probe.verdicts.jsonl``, stages
+        ``iter-NNN/probe.redteam`` and ``probe.judge``."""
         return replace(self, part="probe.")
 
     @property
