@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -58,3 +59,20 @@ def fingerprint(run: Path) -> dict:
     out["stages"] = sorted((k, v["status"]) for k, v in manifest["stages"].items())  # hashes hold tmp paths
     out["iterations"] = manifest.get("iterations")
     return out
+
+
+def fake_train(job) -> dict:
+    """Stands in for SFT (``run_sft``) and DPO (``train_dpo``) in loop tests: writes an adapter whose bytes depend on
+    what a real one's would (what it trains on: examples or pairs; the learning rate; the adapter trained further),
+    and training statistics. A scripted target ignores the adapter; resume tests compare its bytes."""
+    out = Path(job.out_dir)
+    start = (Path(job.init_adapter) / "adapter_model.safetensors").read_text() if job.init_adapter else ""
+    data = [e.completion for e in job.examples] if hasattr(job, "examples") else [repr(p) for p in job.pairs]
+    rate = job.dpo.learning_rate if hasattr(job, "dpo") else job.cfg.learning_rate
+    digest = hashlib.sha256(f"{start}|{rate}|{data}".encode()).hexdigest()
+    (out / "adapter").mkdir(parents=True, exist_ok=True)
+    (out / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 4}))
+    (out / "adapter" / "adapter_model.safetensors").write_text(digest)
+    stats = {"examples": len(data), "steps": 1, "train_loss": 1.0}
+    (out / "train_stats.json").write_text(json.dumps(stats))
+    return stats

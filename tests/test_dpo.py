@@ -17,7 +17,7 @@ from iteralign.stages.sft_job import SFTConfig
 from iteralign.text import before_repetition
 from iteralign.training_data import (RunData, anchor_answers, anchor_pairs, anchor_settings, good_answers,
                                      on_policy_pairs, replay_examples, saved_config)
-from loop_helpers import scripted_config
+from loop_helpers import fake_train, scripted_config
 
 
 def test_pairs_from_a_run_folder_put_each_kept_revision_over_the_answer_it_replaces(tmp_path):
@@ -167,18 +167,6 @@ def test_on_policy_pairs_put_a_good_answer_over_what_the_tuned_target_now_fails_
     same = judged(helped.prompt.text, "benign", "Run kill -9 <pid>.", "unaligned", "dishonest")
     empty = judged(harmful.prompt.text, "harmful", "  ", "unaligned", "complied_harmful")
     assert on_policy_pairs(good, [same, empty]) == []
-
-
-def fake_train(job) -> dict:
-    """Stands in for SFT and DPO in loop tests: an adapter folder and statistics (a scripted target ignores it)."""
-    from pathlib import Path
-
-    out = Path(job.out_dir)
-    (out / "adapter").mkdir(parents=True, exist_ok=True)
-    (out / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 4}))
-    (out / "adapter" / "adapter_model.safetensors").write_text(str(len(getattr(job, "pairs", ()))))
-    (out / "train_stats.json").write_text(json.dumps({"steps": 1}))
-    return {"steps": 1}
 
 
 def test_on_policy_probes_the_sft_tuned_target_and_trains_dpo_on_its_failures(tmp_path, monkeypatch):

@@ -8,7 +8,6 @@ whose bytes depend on its job, so that a training change shows up in the next st
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -20,33 +19,18 @@ from iteralign.config import load_config
 from iteralign.constitution import load, save
 from iteralign.loop import run_loop
 from iteralign.models.backends import ScriptedBackend
-from loop_helpers import REPO, calls, scripted_config
+from loop_helpers import REPO, calls, fake_train, scripted_config
 
 ALL = {"prompts", "replay", "baseline/eval", "iter-000/lookalikes"} | {  # the last round writes no look-alikes
     f"iter-{i:03d}/{s}" for i in (0, 1) for s in ("redteam", "judge", "propose", "reflect", "sft", "eval")}
 AFTER_ITER0_SFT = {"iter-000/eval", "iter-001/redteam", "iter-001/sft", "iter-001/eval"}
 
 
-def fake_run_sft(job):
-    """Writes an adapter whose bytes depend on what a real one's would (the examples, the learning rate, the adapter
-    trained further), and training statistics."""
-    out = Path(job.out_dir)
-    start = (Path(job.init_adapter) / "adapter_model.safetensors").read_text() if job.init_adapter else ""
-    digest = hashlib.sha256(f"{start}|{job.cfg.learning_rate}|{[e.completion for e in job.examples]}".encode())
-    digest = digest.hexdigest()
-    (out / "adapter").mkdir(parents=True, exist_ok=True)
-    (out / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 4}))
-    (out / "adapter" / "adapter_model.safetensors").write_text(digest)
-    stats = {"examples": len(job.examples), "steps": 1, "train_loss": 1.0}
-    (out / "train_stats.json").write_text(json.dumps(stats))
-    return stats
-
-
 @pytest.fixture(autouse=True)
 def fake_training(monkeypatch):
     import iteralign.stages.sft as sft
 
-    monkeypatch.setattr(sft, "run_sft", fake_run_sft)
+    monkeypatch.setattr(sft, "run_sft", fake_train)
     monkeypatch.setattr(ScriptedBackend, "train_source", lambda self, spec: "scripted-weights", raising=False)
 
 
@@ -105,7 +89,7 @@ def test_learning_rate_decay_retrains_the_later_iterations_only_at_the_decayed_r
 
     rates: dict[str, float] = {}
     monkeypatch.setattr(sft, "run_sft", lambda job: rates.setdefault(job.out_dir, job.cfg.learning_rate)
-                        and fake_run_sft(job))
+                        and fake_train(job))
     redone, _ = rerun(tmp_path, finished[1], train__lr_decay=0.5)
     assert redone == {"iter-001/sft", "iter-001/eval"}  # iteration 0 trains at the configured rate: reused
     assert list(rates.values()) == [pytest.approx(0.5 * load_config(config(tmp_path)).sft.learning_rate)]
@@ -194,7 +178,7 @@ def test_carry_over_trains_a_later_iteration_on_earlier_revisions_too(tmp_path, 
 
     def record(job):
         trained[Path(job.out_dir).parent.name] = {e.id for e in job.examples if e.origin != "replay"}
-        return fake_run_sft(job)
+        return fake_train(job)
 
     monkeypatch.setattr(sft, "run_sft", record)
     run = run_loop(load_config(config(tmp_path, redteam__chunk_size=6, train__carry_over=carry_over)))
