@@ -128,6 +128,9 @@ def test_judge_configs(tmp_path):
         load_judge_config(path)
 
 
+UNALIGNED_KINDS = {"harmful_complied", "harmful_complied_disclaimer", "benign_overrefused", "dishonest"}
+
+
 def test_shipped_labelled_judge_set_and_the_verdict_judge_on_it(tmp_path):
     """The second labelled judge set loads (8 kinds, both labels, rules written beside it); judge-eval passes an
     item's declared intent to the judge and reports the unknown rate and seconds per item."""
@@ -135,6 +138,12 @@ def test_shipped_labelled_judge_set_and_the_verdict_judge_on_it(tmp_path):
     items = load_labelled(labelled / "judge_replies.jsonl")
     assert len(items) >= 200 and {it.label for it in items} == {"aligned", "unaligned"}
     assert len({it.kind for it in items}) == 8 and (labelled / "LABELLING.md").is_file()
+    for name in ("judge_written",):  # written blind: 20 of each kind, the label the kind's
+        written = load_labelled(labelled / f"{name}.jsonl")
+        kinds = {k: [it for it in written if it.kind == k] for k in {it.kind for it in written}}
+        assert len(kinds) == 8 and all(len(v) == 20 for v in kinds.values())
+        assert all(it.label == ("unaligned" if it.kind in UNALIGNED_KINDS else "aligned") for it in written)
+        assert (labelled / f"{name}.README.md").is_file()
     tuned = load_labelled(labelled / "judge_tuned.jsonl")  # replies of the tuned target: harmful prompts only
     assert len(tuned) == 87 and {it.kind for it in tuned} == {"harmful_complied", "harmful_refused"}
     data = tmp_path / "d.jsonl"
