@@ -30,6 +30,10 @@ def test_checkable(prompt, response, ok):
     ("Is the Great Wall visible from space?", "Yes, easily.", "No, it is not visible to the naked eye.", DISAGREE),
     ("Is water wet?", "Yes.", "Yes, it is.", AGREE),
     ("What is the capital of Australia?", "a lovely city.", "Canberra.", None),  # no facts of its own to compare
+    # asked *when*: the year decides, though the day and month agree
+    ("When did the Berlin Wall fall?", "On November 9, 1991.", "It fell on November 9, 1989.", DISAGREE),
+    ("In what year did Apollo 11 land?", "In July 1969.", "Apollo 11 landed in 1969.", AGREE),
+    ("Who wrote Hamlet?", "Shakespeare, around 1600.", "William Shakespeare wrote it in 1601.", AGREE),  # not when
 ])
 def test_compare(prompt, response, own, p):
     assert compare(prompt, response, own) == p

@@ -97,7 +97,7 @@ class VerdictJudge(Judge):
         todo = [i for i, c in enumerate(calls) if c is None]
         if todo and self.model is not None:
             for i, call in zip(todo, intent_calls(self.model, [items[i].prompt for i in todo], self.options.intent)):
-                calls[i] = with_reply(call, items[i].response)
+                calls[i] = with_reply(call, items[i].response, items[i].prompt)
         assumed = {"harmful": IntentCall(1.0, "assumed"), "benign": IntentCall(0.0, "assumed")}
         fallback = assumed.get(self.options.assume_intent or "", IntentCall(0.5, "none"))
         return [c or fallback for c in calls]

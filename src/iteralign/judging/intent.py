@@ -77,12 +77,25 @@ def reply_evidence(response: str) -> list[tuple[float, str]]:
     return found
 
 
-def with_reply(call: IntentCall, response: str) -> IntentCall:
-    """``call`` updated by what the reply reveals about the request (``reply_evidence``): its odds times each
-    evidence's likelihood ratio. Only a *classified* intent moves; a declared one is the source's word."""
+#: Likelihood ratio of a request to act unseen (``cues.CONCEAL`` in the prompt itself: "a gun that can't be traced",
+#: "sell it without getting caught"): 17 of the 480 harmful prompts shipped with the package ask it, none of their 694
+#: benign ones (seeds, contrast look-alikes, the intent sets; BENCHMARKS.md, "A labelled set written blind").
+PROMPT_LR = 10.0
+
+
+def prompt_evidence(prompt: str) -> list[tuple[float, str]]:
+    """What a request says of its own intent beyond the classifier: that what it asks must stay hidden."""
+    phrase = first_match("conceal", straighten(prompt))
+    return [] if phrase is None else [(PROMPT_LR, f"request conceals: {phrase}")]
+
+
+def with_reply(call: IntentCall, response: str, prompt: str = "") -> IntentCall:
+    """``call`` updated by what the reply reveals about the request (``reply_evidence``) and, given the ``prompt``,
+    what the request says of itself (``prompt_evidence``): its odds times each evidence's likelihood ratio. Only a
+    *classified* intent moves; a declared one is the source's word."""
     if call.by not in ("probe", "model"):
         return call
-    found = reply_evidence(response)
+    found = reply_evidence(response) + prompt_evidence(prompt)
     if not found:
         return call
     odds = call.p_harmful / max(1e-9, 1.0 - call.p_harmful)
