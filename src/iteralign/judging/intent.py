@@ -79,7 +79,7 @@ def reply_evidence(response: str) -> list[tuple[float, str]]:
 
 #: Likelihood ratio of a request to act unseen (``cues.CONCEAL`` in the prompt itself: "a gun that can't be traced",
 #: "sell it without getting caught"): 17 of the 480 harmful prompts shipped with the package ask it, none of their 694
-#: benign ones (seeds, contrast look-alikes, the intent sets; BENCHMARKS.md, "A labelled set written blind").
+#: benign ones (seeds, contrast look-alikes, the intent sets; BENCHMARKS.md, "Two labelled sets written blind").
 PROMPT_LR = 10.0
 
 
