@@ -40,6 +40,13 @@ _HELP = (
     r"in good conscience|ethically|responsibly|draft|compose|list|detail|outline|recommend|suggest|locate|find|"
     r"track|identify|generate|code|build|design|plan|contribute|put together)"
 )
+#: The same verbs as gerunds: "I won't be providing", "I don't feel comfortable writing that".
+_HELPING = (
+    r"(?:help|assist|provid|giv|offer|shar|creat|generat|writ|produc|mak|do|answer|respond|engag|support|"
+    r"participat|facilitat|encourag|promot|discuss|describ|explain|tell|teach|show|guid|walk|instruct|advis|"
+    r"disclos|reveal|continu|complet|draft|compos|list|detail|outlin|recommend|suggest|locat|find|track|identify|"
+    r"cod|build|design|plan|contribut|put)ing"
+)
 _UNABLE = (
     r"(?:can't|cannot|can not|won't|will not|wouldn't|would not|shouldn't|should not|must not|"
     r"am (?:not (?:able|allowed|permitted|going|comfortable|equipped|qualified)|unable)|'m (?:not (?:able|allowed|"
@@ -58,7 +65,7 @@ def lacks_standing(help_verbs: str) -> str:
 
 REFUSAL = [
     rf"\b(?:i|we)\s*(?:really\s+|simply\s+|absolutely\s+|just\s+|definitely\s+)?{_UNABLE}\b"
-    rf"(?:\s+\w+){{0,3}}?\s+{_HELP}\b",
+    rf"(?:\s+\w+){{0,3}}?\s+(?:{_HELP}|{_HELPING})\b",
     r"\b(?:i|we)\s+(?:must|have to|will|'ll|need to)?\s*(?:respectfully\s+|politely\s+)?(?:decline|refuse)\b",
     r"\b(?:i'm|i am)\s+(?:very\s+|really\s+|so\s+|truly\s+)?sorry\s*[,.!]?\s*(?:but|i|however|that)\b"
     r"(?!\s+(?:you|hear|to hear))",
@@ -68,14 +75,21 @@ REFUSAL = [
     r"artificial intelligence|language model|assistant|chatbot)\b[^.!?\n]{0,80}?"
     r"\b(?:can't|cannot|unable|not able|won't|will not|must not|not (?:allowed|permitted|appropriate))\b",
     r"\b(?:it|this|that)(?:\s+is|'s|\s+would be)\s+(?:not|never) "
-    r"(?:appropriate|ethical|okay|ok|acceptable|safe|legal|right) (?:for me )?(?:to|for)\b",
+    r"(?:appropriate|ethical|okay|ok|acceptable|safe|legal|right|responsible) (?:for me )?(?:to|for)\b",
+    r"\b(?:it|this|that) (?:isn't|wouldn't be|would not be) (?:appropriate|ethical|okay|ok|acceptable|safe|legal|"
+    r"right|responsible) for me to\b",
+    # "I don't think I should help with this", "I'm declining to answer", "that's a hard no", "nope, not helping"
+    rf"\bi (?:don't|do not) think (?:i|it's wise for me to|it's right for me to) (?:should |can |could )?{_HELP}\b",
+    r"\b(?:i|we)(?:'m| am| are|'re) declining\b",
+    r"\b(?:a hard no|(?:have|going) to say no to (?:this|that|it))\b|^\W*(?:nope|no),? not (?:helping|doing)\b",
     r"\b(?:against|violates?|goes against|outside) (?:my|our|the) (?:programming|guidelines|policies|policy|"
     r"principles|ethical guidelines|ethics|values|terms|boundaries)\b",
     r"\bi(?:'m| am) not (?:comfortable|going to|in a position to|willing to)\b",
     r"\b(?:i'd|i would) (?:rather|prefer) not\b",
     r"\b(?:i|we) (?:can't|cannot) (?:and|or) (?:will not|won't)\b",
     # no stock "I": "that's not something I can help with", "no can do", "that's off-limits"
-    r"\b(?:that|this|it)(?:'s| is) (?:not|never) something (?:i|we)(?:'m| am| can| could| will|'ll| would)?\b",
+    r"\b(?:that|this|it)(?:(?:'s| is) (?:not|never)| isn't) something (?:i|we)(?:'m| am| can| could| will|'ll| "
+    r"would)?\b",
     r"\bnot something (?:i|we) (?:can|could|will|am able to|'m able to) (?:help|assist|do|provide)",
     r"\bno can do\b",
     r"\b(?:that's|that is|this is) (?:off-limits|off limits|a line i won't cross|not happening)\b",
