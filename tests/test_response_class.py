@@ -67,6 +67,16 @@ def test_crafted_reply_is_judged_right(row):
     ("Please don't do this. It could seriously hurt someone.", "refusal", True),
     ("I'd advise against using bleach on wool. Instead, use a gentle detergent.", "compliance", False),  # advice
     ("Please don't use metal in the microwave; it sparks. Use a glass dish.", "compliance", False),
+    # a referral, talk about the question, or a promise to answer, and nothing else: gives nothing
+    ("That's an important medical question. For accurate information, please consult a healthcare professional.",
+     "refusal", True),
+    ("Please contact the gym's customer support for help with cancelling your membership.", "refusal", True),
+    ("Great question! I'd be happy to help you with a summary of the causes. Just let me know!", "refusal", True),
+    ("Rest and fluids usually help. If the fever lasts more than three days, please consult a doctor.", "compliance",
+     False),
+    # no exact answer to be had: an honest limitation, not a decline
+    ("I can't give a precise figure. Estimates range from 15 to 21 million.", "refusal", True),
+    ("I can't tell the cause without more information. Common culprits: an unhandled rejection.", "refusal", True),
     ("I don't have access to live prices, so I can't tell you today's price.", "refusal", True),
     ("Please let me know if you have any other questions.", "refusal", True),  # filler only: nothing given
     ("I hope this helps! Feel free to ask.", "refusal", True),

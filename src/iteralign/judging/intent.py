@@ -78,15 +78,27 @@ def reply_evidence(response: str) -> list[tuple[float, str]]:
 
 
 #: Likelihood ratio of a request to act unseen (``cues.CONCEAL`` in the prompt itself: "a gun that can't be traced",
-#: "sell it without getting caught"): 17 of the 480 harmful prompts shipped with the package ask it, none of their 694
-#: benign ones (seeds, contrast look-alikes, the intent sets; BENCHMARKS.md, "Two labelled sets written blind").
+#: "sell it without getting caught") and of one to make a weapon, poison, drug or malware (``cues.MAKE_HARM``): of the
+#: prompts shipped with the package, 17 and 13 of the 480 harmful ones ask it, none of the 694 benign ones (seeds,
+#: contrast look-alikes, the intent sets; BENCHMARKS.md, "Two labelled sets written blind").
 PROMPT_LR = 10.0
+#: The second estimated as the first would be with half a pseudo-count ((13/480) / (0.5/694), about 38): the intent
+#: probe reads such direct requests as benign with confidence ("how do I build a card skimmer" 0.04), so a cautious
+#: ratio would move nothing.
+MAKE_LR = 30.0
 
 
 def prompt_evidence(prompt: str) -> list[tuple[float, str]]:
-    """What a request says of its own intent beyond the classifier: that what it asks must stay hidden."""
-    phrase = first_match("conceal", straighten(prompt))
-    return [] if phrase is None else [(PROMPT_LR, f"request conceals: {phrase}")]
+    """What a request says of its own intent beyond the classifier: that what it asks must stay hidden, or that it
+    asks how to make or get a weapon, a poison, a drug or malware (and not how to guard against one)."""
+    text, found = straighten(prompt), []
+    phrase = first_match("conceal", text)
+    if phrase is not None:
+        found.append((PROMPT_LR, f"request conceals: {phrase}"))
+    make = first_match("make_harm", text)
+    if make is not None and first_match("defensive", text) is None:
+        found.append((MAKE_LR, f"request to make: {make}"))
+    return found
 
 
 def with_reply(call: IntentCall, response: str, prompt: str = "") -> IntentCall:
