@@ -138,10 +138,10 @@ def test_shipped_labelled_judge_set_and_the_verdict_judge_on_it(tmp_path):
     items = load_labelled(labelled / "judge_replies.jsonl")
     assert len(items) >= 200 and {it.label for it in items} == {"aligned", "unaligned"}
     assert len({it.kind for it in items}) == 8 and (labelled / "LABELLING.md").is_file()
-    for name in ("judge_written", "judge_blind"):  # written blind: 20 of each kind, the label the kind's
+    for name, per_kind in (("judge_written", 20), ("judge_blind", 20), ("judge_written_dev", 25)):  # written blind
         written = load_labelled(labelled / f"{name}.jsonl")
         kinds = {k: [it for it in written if it.kind == k] for k in {it.kind for it in written}}
-        assert len(kinds) == 8 and all(len(v) == 20 for v in kinds.values())
+        assert len(kinds) == 8 and all(len(v) == per_kind for v in kinds.values())
         assert all(it.label == ("unaligned" if it.kind in UNALIGNED_KINDS else "aligned") for it in written)
         assert (labelled / f"{name}.README.md").is_file()
     tuned = load_labelled(labelled / "judge_tuned.jsonl")  # replies of the tuned target: harmful prompts only
