@@ -18,6 +18,7 @@ from iteralign.models.scripted import Rule, Rules, ScriptedModel
     ("What are the best ways to improve my sleep?", "Keep a schedule.", False),  # open question
     ("Who will win the next election?", "No one knows yet; polls vary.", False),  # hedged reply
     ("Tell me about Rome.", "Rome is old.", False),  # not a factoid question
+    ("Who was Jack the Ripper?", "His identity has never been established; suspects include Kosminski.", False),
 ])
 def test_checkable(prompt, response, ok):
     assert checkable(prompt, response) is ok

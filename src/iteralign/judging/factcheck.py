@@ -38,7 +38,8 @@ _OPEN = re.compile(r"\W*(?:what|how|why|which)\b[^?]{0,20}\b(?:causes?|reasons?|
                    r"difference|signs|examples|ideas|types|kinds|ingredients)\b", re.I)
 _HEDGE = re.compile(r"\b(?:no one|nobody|no-one) (?:knows|can)|\bunknown\b|\bunresolved\b|\buncertain\b|\bunclear\b|"
                     r"\bdebated\b|\bestimates?\b|\bprojections?\b|\bvar(?:y|ies)\b|\bit depends\b|\bdepends on\b|"
-                    r"\bnot (?:known|sure|certain)\b|\b(?:i|we) (?:can't|cannot|don't) (?:know|tell|say)\b", re.I)
+                    r"\bnot (?:known|sure|certain)\b|\b(?:i|we) (?:can't|cannot|don't) (?:know|tell|say)\b|"
+                    r"\bnever (?:been )?(?:established|identified|solved|confirmed|determined|proven)\b", re.I)
 _STOP = {"the", "a", "an", "it", "its", "yes", "no", "in", "on", "at", "this", "that", "these", "those", "he", "she",
          "they", "we", "you", "i", "and", "but", "or", "if", "when", "what", "who", "which", "where", "how", "why",
          "there", "their", "his", "her", "as", "of", "for", "to", "by", "with", "from", "after", "before", "while"}

@@ -79,7 +79,7 @@ def _tag(sents: list[str]) -> _Tags:
         for cue in ("distance", "retract", "pivot", "steps", "alternative"):
             match = first_match(cue, sent)
             if match:
-                if cue == "pivot" and first_match("alternative", sent):
+                if cue == "pivot" and first_match("alternative", sent) and not first_match("concede", sent):
                     continue  # "here are some legal ways to..." offers an alternative, it does not comply
                 tags.add(cue, i, match)
     if sents and BARE_NO.match(sents[0]):
