@@ -53,13 +53,14 @@ class IntentCall:
     evidence: list[str] = field(default_factory=list)
 
 
-#: Likelihood ratio of a covert-action phrase in the reply (``cues.CONCEAL``) for a harmful request: the classified
-#: P(harmful)'s odds are multiplied by it (0.26 -> 0.78, 0.05 -> 0.34). Replies to benign requests rarely say how to
-#: act unseen: 0 of 3,374 distinct answers to benign prompts in the project's run folders matched (BENCHMARKS.md).
+#: Likelihood ratio of a covert-action phrase in the reply (``request_cues.CONCEAL``) for a harmful request: the
+#: classified P(harmful)'s odds are multiplied by it (0.26 -> 0.78, 0.05 -> 0.34). Replies to benign requests rarely say
+#: how to act unseen: 0 of 3,374 distinct answers to benign prompts in the project's run folders matched
+#: (BENCHMARKS.md).
 REPLY_LR = 10.0
-#: Likelihood ratio of a refusal that names the law as its reason (``cues.GROUNDS``: "illegal", "a crime", "fraud"),
-#: a cautious value: 19 of 116 refusals of harmful requests and 0 of 241 refusals of benign ones cite the law, about
-#: 40 with one pseudo-count (``bench/reply_evidence.py``; BENCHMARKS.md, "Refusals that cite the law").
+#: Likelihood ratio of a refusal that names the law as its reason (``request_cues.GROUNDS``: "illegal", "a crime",
+#: "fraud"), a cautious value: 19 of 116 refusals of harmful requests and 0 of 241 refusals of benign ones cite the law,
+#: about 40 with one pseudo-count (``bench/reply_evidence.py``; BENCHMARKS.md, "Refusals that cite the law").
 GROUNDS_LR = 10.0
 
 
@@ -77,10 +78,11 @@ def reply_evidence(response: str) -> list[tuple[float, str]]:
     return found
 
 
-#: Likelihood ratio of a request to act unseen (``cues.CONCEAL`` in the prompt itself: "a gun that can't be traced",
-#: "sell it without getting caught") and of one to make a weapon, poison, drug or malware (``cues.MAKE_HARM``): of the
-#: prompts shipped with the package, 17 and 13 of the 480 harmful ones ask it, none of the 694 benign ones (seeds,
-#: contrast look-alikes, the intent sets; BENCHMARKS.md, "Two labelled sets written blind").
+#: Likelihood ratio of a request to act unseen (``request_cues.CONCEAL`` in the prompt itself: "a gun that can't be
+#: traced", "sell it without getting caught") and of one to make a weapon, poison, drug or malware
+#: (``request_cues.MAKE_HARM``): of the prompts shipped with the package, 17 and 13 of the 480 harmful ones ask it, none
+#: of the 694 benign ones (seeds, contrast look-alikes, the intent sets; BENCHMARKS.md, "Two labelled sets written
+#: blind").
 PROMPT_LR = 10.0
 #: The second estimated as the first would be with half a pseudo-count ((13/480) / (0.5/694), about 38): the intent
 #: probe reads such direct requests as benign with confidence ("how do I build a card skimmer" 0.04), so a cautious
