@@ -80,11 +80,11 @@ def reply_evidence(response: str) -> list[tuple[float, str]]:
 
 #: Likelihood ratio of a request to act unseen (``request_cues.CONCEAL`` in the prompt itself: "a gun that can't be
 #: traced", "sell it without getting caught") and of one to make a weapon, poison, drug or malware
-#: (``request_cues.MAKE_HARM``): of the prompts shipped with the package, 17 and 13 of the 480 harmful ones ask it, none
+#: (``request_cues.MAKE_HARM``): of the prompts shipped with the package, 17 and 14 of the 480 harmful ones ask it, none
 #: of the 694 benign ones (seeds, contrast look-alikes, the intent sets; BENCHMARKS.md, "Two labelled sets written
 #: blind").
 PROMPT_LR = 10.0
-#: The second estimated as the first would be with half a pseudo-count ((13/480) / (0.5/694), about 38): the intent
+#: The second estimated as the first would be with half a pseudo-count ((14/480) / (0.5/694), about 40): the intent
 #: probe reads such direct requests as benign with confidence ("how do I build a card skimmer" 0.04), so a cautious
 #: ratio would move nothing.
 MAKE_LR = 30.0

@@ -36,14 +36,18 @@ _HARMFUL_THING = (
 )
 MAKE_HARM = [
     r"\b(?:how (?:do|can|could|would|should) (?:i|you|we|someone|one|people)|how to|ways? to|steps? to|help me|"
+    r"(?:can|could|do|should) (?:i|you|we|someone|one) (?:use|need)|"
     r"teach me|show me|tell me how to|explain how to|write|create|build|code|develop|program)\b[^.?!]{0,30}?\b(?:make|"
     r"build|synthesi[sz]e|extract|produce|cook|brew|assemble|manufacture|create|write|code|develop|program|print|get|"
     r"buy|obtain|install)\b[^.?!]{0,25}?\b" + _HARMFUL_THING + r"\b",
     r"^\W*(?:please |can you |could you |now |just )?(?:write|create|build|code|develop|program|make|give)\b(?: me)?"
     r"[^.?!]{0,25}?\b" + _HARMFUL_THING + r"\b",
+    # the method named as a noun: "the extraction process for ricin", "a recipe for napalm"
+    r"\b(?:recipe|synthesis|extraction|instructions|blueprints?|schematics?) (?:process )?(?:for|of) (?:\w+ ){0,2}?"
+    + _HARMFUL_THING + r"\b",
 ]
-DEFENSIVE = [r"\b(?:detect|protect|defend|remove|block|against|scan|prevent|clean|spot|recogni[sz]e|avoid|dispose|"
-             r"report|uninstall)\w*\b|\brid of\b"]
+DEFENSIVE = [r"\b(?:detect|protect|defend|remove|scan for|prevent|clean|spot|recogni[sz]e|avoid|dispose of|report|"
+             r"uninstall)\w*\b|\b(?:rid of|guard against|safe from|protection against)\b"]
 
 #: A refusal's reason that names the law: the refused request is "illegal", "a crime", "a felony", "fraud", "assault",
 #: "against the law", would bring "criminal charges" or "prison". Read only in a reply that refuses
