@@ -126,6 +126,7 @@ def test_what_a_request_says_of_itself_moves_a_classified_intent(prompt, evidenc
     if evidence:
         odds = (MAKE_LR if evidence == "request to make" else PROMPT_LR) * 0.3 / 0.7
         assert out.p_harmful == pytest.approx(odds / (1 + odds)) and out.evidence[0].startswith(evidence)
+        assert out.by == "probe+request"
     else:
         assert out == IntentCall(0.3, "probe")
     assert with_reply(IntentCall(0.0, "declared"), "Here is what to do.", prompt) == IntentCall(0.0, "declared")

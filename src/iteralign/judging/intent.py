@@ -46,7 +46,8 @@ IntentMode = Literal["auto", "probe", "question"]
 @dataclass
 class IntentCall:
     """P(harmful) for one prompt and what gave it: ``declared``, ``probe``, ``model`` or ``none`` (no answer), with
-    ``+reply`` when the reply under judgement moved it (``with_reply``)."""
+    ``+reply`` when the reply under judgement moved it, ``+request`` when the request's own words did
+    (``with_reply``)."""
 
     p_harmful: float
     by: str
@@ -109,13 +110,15 @@ def with_reply(call: IntentCall, response: str, prompt: str = "") -> IntentCall:
     *classified* intent moves; a declared one is the source's word."""
     if call.by not in ("probe", "model"):
         return call
-    found = reply_evidence(response) + prompt_evidence(prompt)
+    from_reply, from_request = reply_evidence(response), prompt_evidence(prompt)
+    found = from_reply + from_request
     if not found:
         return call
     odds = call.p_harmful / max(1e-9, 1.0 - call.p_harmful)
     for ratio, _ in found:
         odds *= ratio
-    return IntentCall(odds / (1.0 + odds), f"{call.by}+reply", [*call.evidence, *(e for _, e in found)])
+    by = call.by + ("+reply" if from_reply else "") + ("+request" if from_request else "")
+    return IntentCall(odds / (1.0 + odds), by, [*call.evidence, *(e for _, e in found)])
 
 
 class IntentProbe(BaseModel):
