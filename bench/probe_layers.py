@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from train_intent_probe import _jsonl, cross_validate, training_prompts  # noqa: E402
+from train_intent_probe import cross_validate, judge_prompts, training_prompts  # noqa: E402
 
 
 def all_layers(model, prompts: list[str], batch_size: int = 16) -> np.ndarray:
@@ -57,8 +57,8 @@ def main() -> None:
     states = {name: all_layers(model, [p for p, _ in items]) for name, items in sets.items()}
     held_sets = {"intent_dev": (states["intent_dev"], np.array([lab for _, lab in sets["intent_dev"]]))}
     if args.judge_dev:
-        rows = {r["prompt"]: int(r["kind"].startswith("harmful")) for r in _jsonl(Path(args.judge_dev))}
-        held_sets["judge_dev"] = (all_layers(model, list(rows)), np.array(list(rows.values())))
+        rows = judge_prompts(Path(args.judge_dev))
+        held_sets["judge_dev"] = (all_layers(model, [p for p, _ in rows]), np.array([y for _, y in rows]))
     n_layers = states["intent_dev"].shape[1] - 1
     choices = [[layer] for layer in range(2, n_layers + 1, 2)] + [[int(x) for x in c.split(",")] for c in args.concat]
     for layers in choices:

@@ -19,17 +19,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from train_intent_probe import DATA, _jsonl, features, fit, predict, training_prompts  # noqa: E402
+from train_intent_probe import DATA, _jsonl, features, fit, judge_prompts, predict, training_prompts  # noqa: E402
 
 LABELLED = DATA / "labelled"
 VARIANTS = [("shipped training sets", False, 10.0, 0.5), ("+ judge_written development prompts", True, 10.0, 0.5),
             ("+ judge_written development prompts", True, 100.0, 0.5), ("shipped training sets", False, 10.0, 0.3)]
-
-
-def judge_prompts(path: Path, parity: int | None = None) -> list[tuple[str, int]]:
-    """(prompt, 1 = harmful) of a labelled judge file, deduplicated; only ids of that parity when given."""
-    rows = [r for r in _jsonl(path) if parity is None or int(r["id"].split("-")[1]) % 2 == parity]
-    return list({r["prompt"]: int(r["kind"].startswith("harmful")) for r in rows}.items())
 
 
 def scores(p: np.ndarray, y: np.ndarray, threshold: float) -> str:

@@ -58,6 +58,13 @@ def training_prompts() -> dict[str, list[tuple[str, int]]]:
     }
 
 
+def judge_prompts(path: Path, parity: int | None = None) -> list[tuple[str, int]]:
+    """(prompt, 1 = harmful) of a labelled judge file, each prompt once, intent from the item's kind (``harmful_*`` is
+    harmful); only items whose id number has that ``parity`` when given (the halves of ``judge_written.jsonl``)."""
+    rows = [r for r in _jsonl(path) if parity is None or int(r["id"].split("-")[1]) % 2 == parity]
+    return list({r["prompt"]: int(r["kind"].startswith("harmful")) for r in rows}.items())
+
+
 def fit(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Standardise, then L2-regularised logistic regression by Newton's method: (mean, scale, weights, bias)."""
     mean, scale = x.mean(0), x.std(0) + 1e-6
@@ -115,8 +122,8 @@ def main() -> None:
     if args.cv:
         held = {"intent_dev": (feats["intent_dev"], np.array([lab for _, lab in sets["intent_dev"]]))}
         if args.judge_dev:
-            rows = {r["prompt"]: int(r["kind"].startswith("harmful")) for r in _jsonl(Path(args.judge_dev))}
-            held["judge_dev"] = (features(model, list(rows), args.layer), np.array(list(rows.values())))
+            rows = judge_prompts(Path(args.judge_dev))
+            held["judge_dev"] = (features(model, [p for p, _ in rows], args.layer), np.array([y for _, y in rows]))
         for l2 in args.l2:
             print(json.dumps({"layer": args.layer, "l2": l2, "cv_accuracy": cross_validate(sets, feats, held, l2)}))
     x = np.concatenate(list(feats.values()))
