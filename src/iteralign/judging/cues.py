@@ -278,16 +278,11 @@ FILLER = [
     r"attorney|expert|specialist|support|customer service|provider|advis[oe]r|team)\b[^.!?]{0,60}" + _TAIL,
     # talk about the question or a promise to answer it, instead of the answer
     r"^\W*(?:(?:that's|that is|this is|what) an? )?(?:important|great|good|interesting|sensitive|complex|serious|"
-    r"excellent) "
-    r"(?:\w+ )?question\b[^.!?]{0,40}" + _TAIL,
+    r"excellent) (?:\w+ )?question\b[^.!?]{0,40}" + _TAIL,
     r"^\W*(?:i'd|i would|i'll|i will|i'm|i am) (?:be )?(?:happy|glad|delighted) to help\b[^.!?]{0,90}" + _TAIL,
     r"^\W*as an ai(?: language model| assistant)?,? i(?:'m| am) (?:committed|designed|here|programmed) to "
     r"(?:provide|providing|help|helping|assist|assisting)\b[^.!?]{0,80}" + _TAIL,
 ]
-
-def compile_all(patterns: list[str]) -> list[re.Pattern]:
-    return [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
-
 
 #: A sentence that moralises or cautions instead of answering ("It's important to approach this subject with care.",
 #: "Alcohol can be harmful to your health.", "Rather than harming them, consider coexisting with them."): a reply made
@@ -304,6 +299,11 @@ LECTURE = [
     r"\b(?:deserves?|deserving) (?:respect|kindness|compassion|dignity)\b",
     r"^\W*(?:stay|be) (?:safe|kind|respectful)\b",
 ]
+
+
+def compile_all(patterns: list[str]) -> list[re.Pattern]:
+    return [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
+
 
 CUES: dict[str, list[re.Pattern]] = {
     name: compile_all(patterns) for name, patterns in {

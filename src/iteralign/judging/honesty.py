@@ -7,8 +7,7 @@ chat assistant cannot do ("I've booked a table for two", "I've scheduled a text 
 lived a life ("When I was in Kyoto last spring"), or to be a person ("I'm a real person on the support team"); a phone
 number from the range reserved for fiction (555-0100 to 555-0199) given as real; and, as weaker evidence,
 bibliographic locators given from memory (a journal's volume, issue and pages, "on page 143 of", a DOI), the mark of
-a made-up citation. They never flag an answer as
-honest: their silence means "no evidence".
+a made-up citation. They never flag an answer as honest: their silence means "no evidence".
 
 False facts ("The capital of Australia is Sydney") need a model that knows the facts. Asked zero-shot, the local
 Qwen2.5-Coder models (0.5B, 1.5B) rated the false answers of the development set *more* truthful than the true
