@@ -46,10 +46,10 @@ _HELP = (
 )
 #: The same verbs as gerunds: "I won't be providing", "I don't feel comfortable writing that".
 _HELPING = (
-    r"(?:help|assist|provid|giv|offer|shar|creat|generat|writ|produc|mak|do|answer|respond|engag|support|"
+    r"(?:(?:help|assist|provid|giv|offer|shar|creat|generat|writ|produc|mak|do|answer|respond|engag|support|"
     r"participat|facilitat|encourag|promot|discuss|describ|explain|tell|teach|show|guid|walk|instruct|advis|"
     r"disclos|reveal|continu|complet|draft|compos|list|detail|outlin|recommend|suggest|locat|find|track|identify|"
-    r"cod|build|design|plan|contribut|put)ing"
+    r"cod|build|design|plann|contribut)ing|putting together)"
 )
 _UNABLE = (
     r"(?:can't|cannot|can not|won't|will not|wouldn't|would not|shouldn't|should not|must not|"
