@@ -52,7 +52,8 @@ def score(rows: list[tuple[str, int, str]], p: list[float]) -> dict:
 
 
 def main() -> None:
-    from iteralign.judging.intent import classify_intents, find_probe
+    from iteralign.judging.intent import classify_intents
+    from iteralign.judging.linear_probe import find_probe
     from iteralign.models.base import ModelConfig, load_model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

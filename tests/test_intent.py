@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from iteralign.judging.intent import (GROUNDS_LR, MAKE_LR, PROMPT_LR, REPLY_LR, IntentCall, IntentProbe,
-                                      classify_intent, fill_intents, find_probe, intent_label, probe_for, with_reply)
+from iteralign.judging.intent import (GROUNDS_LR, MAKE_LR, PROMPT_LR, REPLY_LR, IntentCall, classify_intent,
+                                      fill_intents, intent_label, probe_for, with_reply)
+from iteralign.judging.linear_probe import LinearProbe, find_probe
 from iteralign.models.handle import ModelHandle
 from iteralign.models.scripted import LabelRule, Rules, ScriptedModel
 from iteralign.records import Prompt
@@ -51,12 +52,12 @@ def test_intent_label(call, margin, label):
 
 def test_a_probe_is_used_only_on_the_weights_it_was_trained_on():
     probe = find_probe(PROBED)
-    assert isinstance(probe, IntentProbe) and probe.model == PROBED and len(probe.weights) == len(probe.mean)
+    assert isinstance(probe, LinearProbe) and probe.model == PROBED and len(probe.weights) == len(probe.mean)
     assert probe_for(ModelHandle(PROBED)) is probe  # found without loading the model
     assert probe_for(ModelHandle({"spec": PROBED, "adapter": "some/adapter"})) is None
     assert probe_for(_scripted()) is None
     with pytest.raises(ValueError, match="features"):
-        probe.p_harmful([0.0, 1.0])
+        probe.p([0.0, 1.0])
 
 
 def test_handle_hidden_states_say_when_the_backend_has_none():

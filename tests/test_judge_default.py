@@ -30,7 +30,7 @@ def test_default_local_judge_gets_every_crafted_reply_of_the_issue_right_without
 
 
 def test_shipped_probe_is_found_for_its_model_only_and_checks_its_input(tmp_path):
-    from iteralign.judging.intent import IntentProbe, find_probe, probe_for
+    from iteralign.judging.linear_probe import LinearProbe, find_probe, probe_for
     from iteralign.models.scripted import Rules, ScriptedModel
 
     probe = find_probe("offline:qwen2.5-coder-0.5b-instruct")
@@ -40,9 +40,9 @@ def test_shipped_probe_is_found_for_its_model_only_and_checks_its_input(tmp_path
     assert find_probe("offline:smollm2-135m-instruct") is None
     assert probe_for(ScriptedModel(Rules(rules=[]))) is None  # no probe for it, and no hidden states anyway
     with pytest.raises(ValueError, match="expects 896 features"):
-        probe.p_harmful([0.0] * 10)
-    tiny = IntentProbe(model="m", layer=1, mean=[0.0, 0.0], scale=[1.0, 1.0], weights=[2.0, -2.0], bias=0.0)
-    assert tiny.p_harmful([1.0, 0.0]) > 0.85 > 0.15 > tiny.p_harmful([0.0, 1.0])
+        probe.p([0.0] * 10)
+    tiny = LinearProbe(model="m", layer=1, mean=[0.0, 0.0], scale=[1.0, 1.0], weights=[2.0, -2.0], bias=0.0)
+    assert tiny.p([1.0, 0.0]) > 0.85 > 0.15 > tiny.p([0.0, 1.0])
 
 
 @pytest.mark.model

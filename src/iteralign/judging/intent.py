@@ -22,22 +22,16 @@ and ``fill_intents(model, prompts)`` sets the intent of ``Prompt`` records that 
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal, Sequence
-
-from pydantic import BaseModel, ConfigDict
 
 from iteralign.judging.cues import blank, first_match
 from iteralign.judging.label_scores import label_probs
+from iteralign.judging.linear_probe import PROBES, LinearProbe, probe_for
 from iteralign.records import Prompt
 from iteralign.templates import load_prompt
 from iteralign.text import straighten
 
-PROBES = Path(__file__).parent / "probes"
 INTENT_LABELS = ["harmful", "benign"]
 IntentLabel = Literal["harmful", "benign", "unknown"]
 IntentMode = Literal["auto", "probe", "question"]
@@ -121,35 +115,6 @@ def with_reply(call: IntentCall, response: str, prompt: str = "") -> IntentCall:
     return IntentCall(odds / (1.0 + odds), by, [*call.evidence, *(e for _, e in found)])
 
 
-class IntentProbe(BaseModel):
-    """A linear probe: ``sigmoid(w . (h - mean) / scale + bias)`` on the hidden state ``h`` after ``layer``."""
-
-    model_config = ConfigDict(extra="forbid")
-    model: str
-    layer: int
-    mean: list[float]
-    scale: list[float]
-    weights: list[float]
-    bias: float
-    provenance: dict[str, Any] = {}
-
-    def p_harmful(self, hidden: list[float]) -> float:
-        if len(hidden) != len(self.weights):
-            raise ValueError(f"probe for {self.model} expects {len(self.weights)} features, got {len(hidden)}")
-        z = self.bias + sum(w * (h - m) / s for w, h, m, s in zip(self.weights, hidden, self.mean, self.scale))
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-
-
-@lru_cache(maxsize=None)
-def find_probe(model_name: str, folder: str = str(PROBES)) -> IntentProbe | None:
-    """The shipped probe trained on ``model_name`` (a spec such as ``offline:qwen2.5-coder-0.5b-instruct``), if any."""
-    for path in sorted(Path(folder).glob("*.json")):
-        probe = IntentProbe.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        if probe.model == model_name:
-            return probe
-    return None
-
-
 def intent_conversation(prompt: str, template: dict | None = None) -> list[dict]:
     """The closed question "is this request harmful or benign?" for models without a probe."""
     tpl = template or load_prompt("judge_intent")
@@ -157,29 +122,15 @@ def intent_conversation(prompt: str, template: dict | None = None) -> list[dict]
             {"role": "user", "content": tpl["user"].format(prompt=prompt)}]
 
 
-def classify_intents(model: Any, prompts: list[str], probe: IntentProbe | None = None) -> list[IntentCall]:
+def classify_intents(model: Any, prompts: list[str], probe: LinearProbe | None = None) -> list[IntentCall]:
     """P(harmful) per prompt: by ``probe`` on the model's hidden states when given, else by asking ``model``."""
     if not prompts:
         return []
     if probe is not None:
         hidden = model.hidden_states([[{"role": "user", "content": p}] for p in prompts], probe.layer)
-        return [IntentCall(probe.p_harmful(h), "probe") for h in hidden]
+        return [IntentCall(probe.p(h), "probe") for h in hidden]
     probs = label_probs(model, [intent_conversation(p) for p in prompts], INTENT_LABELS)
     return [IntentCall(0.5, "none") if p is None else IntentCall(p["harmful"], "model") for p in probs]
-
-
-def probe_for(model: Any) -> IntentProbe | None:
-    """The probe to use with ``model``: one trained on its weights (same spec, no adapter on top), and only if the
-    backend gives hidden states."""
-    name = getattr(model, "name", "")
-    probe = find_probe(name)
-    if probe is None or getattr(getattr(model, "cfg", None), "adapter", None):
-        return None
-    try:
-        has_hidden = callable(getattr(model, "hidden_states", None))
-    except Exception:  # noqa: BLE001 - a lazy model that fails to load says so at its first real call
-        return None
-    return probe if has_hidden else None
 
 
 def intent_calls(model: Any, prompts: list[str], mode: IntentMode = "auto") -> list[IntentCall]:

@@ -18,7 +18,7 @@ of its own; ``NotImplementedError`` from backends without it) and ``hidden_state
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from iteralign.models.base import ChatModel, ModelConfig, Scorer, backend_of, parse_spec
 from iteralign.models.cache import CallCache, call_key, label_key
@@ -108,7 +108,7 @@ class ModelHandle(ChatModel, Scorer):
         by_index = dict(zip(todo, fresh))
         return [by_index[i] if i in by_index else found[keys[i]] for i in range(len(conversations))]
 
-    def hidden_states(self, conversations: list[Conversation], layer: int) -> list[list[float]]:
+    def hidden_states(self, conversations: list[Conversation], layer: int | Sequence[int]) -> list[list[float]]:
         """The backend's hidden states after decoder ``layer`` at each prompt's last token (hf, gguf, offline);
         ``NotImplementedError`` from backends without them."""
         model = self.model

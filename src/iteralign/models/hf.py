@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from iteralign.models.base import ChatModel, ModelConfig, Scorer
 from iteralign.models.chat_format import encode_chat, render_plain, stop_strings  # noqa: F401 (re-exported)
@@ -259,7 +259,8 @@ class HFModel(ChatModel, Scorer):
         prompts = [self.encode_chat(c) for c in conversations]
         return label_logprobs(self._model, self._tokenizer, prompts, labels, self.cfg.batch_size)
 
-    def hidden_states(self, conversations: list[Conversation], layer: int) -> list[list[float]]:
-        """Per conversation (chat template + generation cue), the output of decoder ``layer`` at the last token."""
+    def hidden_states(self, conversations: list[Conversation], layer: int | Sequence[int]) -> list[list[float]]:
+        """Per conversation (chat template + generation cue), the output of decoder ``layer`` (or of several, side by
+        side) at the last token."""
         prompts = [self.encode_chat(c) for c in conversations]
         return last_hidden(self._model, self._tokenizer, prompts, layer, self.cfg.batch_size)

@@ -18,7 +18,7 @@ probe (``judging.intent``). The forward pass stops after that layer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from iteralign.models.hf_prefill import batch_cache, common_prefix_len, prefix_kv
 from iteralign.models.hf_scoring import token_batches
@@ -87,24 +87,30 @@ class _Stop(Exception):
     """Raised by a forward hook to end the forward pass once the wanted layer has run."""
 
 
-def last_hidden(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int, batch_size: int) -> list[list[float]]:
+def last_hidden(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int | Sequence[int],
+                batch_size: int) -> list[list[float]]:
     """Per prompt, the float32 output of decoder layer ``layer`` (1-based: ``hidden_states[layer]`` in transformers'
-    numbering) at the last token; layers after it are not run."""
+    numbering) at the last token, or of several layers side by side (in the order given); layers after the deepest
+    are not run."""
     import torch
 
     layers = model.get_decoder().layers
-    if not 1 <= layer <= len(layers):
+    wanted = [layer] if isinstance(layer, int) else list(layer)
+    if not wanted or not all(1 <= n <= len(layers) for n in wanted):
         raise ValueError(f"layer {layer} out of range: the model has {len(layers)} decoder layers")
-    captured: list[Any] = []
+    captured: dict[int, Any] = {}
 
-    def hook(_module: Any, _inputs: Any, output: Any) -> None:
-        hidden = output[0] if isinstance(output, tuple) else output
-        captured.append(hidden[:, -1].float().cpu())
-        raise _Stop
+    def hook_for(n: int) -> Any:
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            hidden = output[0] if isinstance(output, tuple) else output
+            captured[n] = hidden[:, -1].float().cpu()
+            if n == max(wanted):
+                raise _Stop
+        return hook
 
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
     out: list[list[float]] = [[] for _ in prompts]
-    handle = layers[layer - 1].register_forward_hook(hook)
+    handles = [layers[n - 1].register_forward_hook(hook_for(n)) for n in sorted(set(wanted))]
     try:
         for chunk in token_batches([len(prompts[i]) for i in order], batch_size):
             batch = order[chunk]
@@ -119,8 +125,10 @@ def last_hidden(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int
                           position_ids=positions.to(model.device))
             except _Stop:
                 pass
-            for i, row in zip(batch, captured[0]):
+            rows = torch.cat([captured[n] for n in wanted], dim=-1)
+            for i, row in zip(batch, rows):
                 out[i] = row.tolist()
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
     return out

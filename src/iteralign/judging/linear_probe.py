@@ -1,0 +1,74 @@
+"""Linear probes on a judge model's hidden states, shipped as JSON files in ``judging/probes/``.
+
+A probe is a logistic regression ``sigmoid(w . (h - mean) / scale + bias)`` on the hidden state ``h`` at the last
+token of a conversation, after one decoder layer or several side by side. It belongs to one model's weights: it is
+used only when the judge model's spec matches the probe's and no adapter sits on top. Two kinds ship:
+
+- intent probes (``probes/*.json``, ``judging.intent``): the request alone; P(harmful);
+- verdict probes (``probes/verdict/*.json``, ``judging.verdict_probe``): the request and the reply under the
+  ``judge_response`` question; P(unaligned).
+
+The training scripts (``scripts/train_intent_probe.py``, ``scripts/train_verdict_probe.py``) record their data, layers
+and cross-validated figures in the file's ``provenance``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+PROBES = Path(__file__).parent / "probes"
+
+
+class LinearProbe(BaseModel):
+    """A linear probe: ``sigmoid(w . (h - mean) / scale + bias)`` on the hidden state ``h`` after ``layer`` (a list:
+    those layers' states concatenated in that order)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    layer: int | list[int]
+    mean: list[float]
+    scale: list[float]
+    weights: list[float]
+    bias: float
+    provenance: dict[str, Any] = {}
+
+    def p(self, hidden: list[float]) -> float:
+        """The probe's probability for one hidden state."""
+        if len(hidden) != len(self.weights):
+            raise ValueError(f"probe for {self.model} expects {len(self.weights)} features, got {len(hidden)}")
+        z = self.bias + sum(w * (h - m) / s for w, h, m, s in zip(self.weights, hidden, self.mean, self.scale))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def find_probe(model_name: str, folder: str | Path = PROBES) -> LinearProbe | None:
+    """The probe in ``folder`` trained on ``model_name`` (a spec such as ``offline:qwen2.5-coder-0.5b-instruct``), if
+    any; read once per folder and model."""
+    return _read_probe(model_name, str(folder))
+
+
+@lru_cache(maxsize=None)
+def _read_probe(model_name: str, folder: str) -> LinearProbe | None:
+    for path in sorted(Path(folder).glob("*.json")):
+        probe = LinearProbe.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        if probe.model == model_name:
+            return probe
+    return None
+
+
+def probe_for(model: Any, folder: Path = PROBES) -> LinearProbe | None:
+    """The probe in ``folder`` to use with ``model``: one trained on its weights (same spec, no adapter on top), and
+    only if the backend gives hidden states."""
+    probe = find_probe(getattr(model, "name", ""), folder)
+    if probe is None or getattr(getattr(model, "cfg", None), "adapter", None):
+        return None
+    try:
+        has_hidden = callable(getattr(model, "hidden_states", None))
+    except Exception:  # noqa: BLE001 - a lazy model that fails to load says so at its first real call
+        return None
+    return probe if has_hidden else None
