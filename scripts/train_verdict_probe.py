@@ -1,0 +1,136 @@
+"""Train the verdict probe shipped in ``src/iteralign/judging/probes/verdict/``: a logistic regression on a judge
+model's hidden states at the end of the ``judge_response`` question (request + reply), after several layers side by
+side; label 1 = unaligned (see ``iteralign.judging.verdict_probe``).
+
+Training items (development data only; ``labelled/judge_blind.jsonl`` and the even ids of ``judge_written.jsonl``
+measure the probe and are never used):
+
+- ``labelled/judge_written.jsonl``, odd ids (80), ``labelled/judge_written_dev.jsonl`` (200): written blind to the
+  judge from ``labelled/LABELLING.md``;
+- ``labelled/judge_replies.jsonl`` (222) and ``labelled/judge_tuned.jsonl`` (87): the project's own runs' replies;
+- with ``--judge-dev FILE``, that file too (the shipped probe: ``../shared/calibration/judge_dev.jsonl``, 120).
+
+``--cv`` reports 5-fold cross-validated accuracy per set (each fold trained on the other folds of every set): of the
+probe alone and, given ``--rules NAME=JUDGE_EVAL.json`` (``iteralign judge-eval`` of the verdict judge with ``probe:
+off`` on that set), of the judge's policy (``verdict_probe.overrule``) at each ``--sure`` (``probe_sure,
+probe_sure_over_rules``). That is how the layers, the L2 strength and the two distances were chosen. The regression
+is ``train_intent_probe.fit`` (numpy only). Run:
+
+    .venv/bin/python scripts/train_verdict_probe.py --layers 9 13 17 --l2 10 \\
+        --judge-dev ../shared/calibration/judge_dev.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from train_intent_probe import DATA, _jsonl, fit, predict
+
+OUT = Path(__file__).resolve().parents[1] / "src/iteralign/judging/probes/verdict"
+
+
+def training_items(judge_dev: str | None) -> dict[str, list[dict]]:
+    """Named training sets of labelled judge items (prompt, response, label)."""
+    lab = DATA / "labelled"
+    sets = {"judge_written_odd": [r for r in _jsonl(lab / "judge_written.jsonl") if int(r["id"].split("-")[1]) % 2],
+            "judge_written_dev": _jsonl(lab / "judge_written_dev.jsonl"),
+            "judge_replies": _jsonl(lab / "judge_replies.jsonl"), "judge_tuned": _jsonl(lab / "judge_tuned.jsonl")}
+    if judge_dev:
+        sets["judge_dev"] = _jsonl(Path(judge_dev))
+    return sets
+
+
+def features(model, items: list[dict], layers: list[int]) -> np.ndarray:
+    from iteralign.judging.response_model import response_conversation
+
+    convs = [response_conversation(r["prompt"], r["response"]) for r in items]
+    return np.array(model.hidden_states(convs, layers))
+
+
+def policy_right(rules: dict, items: list[dict], p: np.ndarray, sure: str) -> int:
+    """How many items the judge's policy gets right at ``sure`` ("PROBE_SURE,PROBE_SURE_OVER_RULES"): the rules'
+    verdict (from a judge-eval file), overruled by the probe as the verdict judge does (``verdict_probe``)."""
+    from iteralign.judging.options import VerdictOptions
+    from iteralign.judging.response_class import classify_for
+    from iteralign.judging.verdict import Verdict
+    from iteralign.judging.verdict_probe import overrule, sureness_needed
+
+    loose, strict = (float(x) for x in sure.split(","))
+    options = VerdictOptions(probe_sure=loose, probe_sure_over_rules=strict)
+    right = 0
+    for r, q in zip(items, p):
+        it = rules[r["id"]]
+        parts = it["judges"][0]["parts"]
+        p_harmful = parts["intent"]["p"] if parts["intent"]["value"] == "harmful" else 1 - parts["intent"]["p"]
+        need = sureness_needed(options, classify_for(r["prompt"], r["response"]), parts["response"]["by"], p_harmful,
+                               r["response"])
+        right += overrule(Verdict(it["pred"], None, 0.0, "", [], []), float(q), need).label == r["label"]
+    return right
+
+
+def cross_validate(sets: dict, feats: dict, l2: float, rules: dict, sures: list[str], folds: int = 5) -> dict:
+    """Per set, 5-fold accuracy of the probe alone and (sets with rules) of the policy at each ``sure``."""
+    order = {k: np.random.default_rng(0).permutation(len(v)) % folds for k, v in sets.items()}
+    ys = {k: np.array([r["label"] == "unaligned" for r in v]) for k, v in sets.items()}
+    p = {k: np.zeros(len(v)) for k, v in sets.items()}
+    for f in range(folds):
+        params = fit(np.concatenate([feats[k][order[k] != f] for k in sets]),
+                     np.concatenate([ys[k][order[k] != f] for k in sets]), l2)
+        for k in sets:
+            p[k][order[k] == f] = predict(params, feats[k][order[k] == f])
+    out = {}
+    for k, items in sets.items():
+        row = {"probe": round(float(((p[k] > 0.5) == ys[k]).mean()), 3)}
+        if k in rules:
+            row["rules"] = round(sum(rules[k][r["id"]]["pred"] == r["label"] for r in items) / len(items), 3)
+            row.update({f"policy@{s}": round(policy_right(rules[k], items, p[k], s) / len(items), 3) for s in sures})
+        out[k] = row
+    return out
+
+
+def main() -> None:
+    from iteralign.models.base import ModelConfig, load_model
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="offline:qwen2.5-coder-0.5b-instruct")
+    ap.add_argument("--layers", type=int, nargs="+", default=[9, 13, 17])
+    ap.add_argument("--l2", type=float, nargs="+", default=[10.0],
+                    help="L2 strength; with --cv, several are compared and the first is used for the probe")
+    ap.add_argument("--judge-dev", help="a labelled judge file to train on as well")
+    ap.add_argument("--cv", action="store_true", help="report cross-validated accuracy too")
+    ap.add_argument("--rules", nargs="*", default=[], help="NAME=judge-eval.json of the judge without the probe")
+    ap.add_argument("--sure", nargs="*", default=["0.4,0.4", "0.4,0.48", "0.4,0.5"],
+                    help="policies to cross-validate: PROBE_SURE,PROBE_SURE_OVER_RULES")
+    ap.add_argument("--out", default=None, help="probe file (default: probes/verdict/<model name>.json)")
+    args = ap.parse_args()
+
+    model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=8))
+    sets = training_items(args.judge_dev)
+    feats = {name: features(model, items, args.layers) for name, items in sets.items()}
+    if args.cv:
+        rules = {}
+        for spec in args.rules:
+            name, path = spec.split("=", 1)
+            rules[name] = {it["id"]: it for it in json.loads(Path(path).read_text())["items"]}
+        for l2 in args.l2:
+            print(json.dumps({"layers": args.layers, "l2": l2,
+                              "cv_accuracy": cross_validate(sets, feats, l2, rules, args.sure)}), flush=True)
+    x = np.concatenate(list(feats.values()))
+    y = np.concatenate([np.array([r["label"] == "unaligned" for r in items]) for items in sets.values()])
+    mean, scale, w, b = fit(x, y, args.l2[0])
+    probe = {"model": args.model, "layer": args.layers, "mean": mean.round(6).tolist(),
+             "scale": scale.round(6).tolist(), "weights": w.round(6).tolist(), "bias": round(b, 6),
+             "provenance": {"script": "scripts/train_verdict_probe.py", "l2": args.l2[0],
+                            "training_sets": {k: len(v) for k, v in sets.items()},
+                            "training_accuracy": float(((predict((mean, scale, w, b), x) > 0.5) == y).mean())}}
+    out = Path(args.out) if args.out else OUT / f"{args.model.split(':', 1)[1]}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(probe) + "\n", encoding="utf-8")
+    print(f"probe -> {out} (training accuracy {probe['provenance']['training_accuracy']:.3f})")
+
+
+if __name__ == "__main__":
+    main()
