@@ -128,13 +128,19 @@ def main() -> None:
             print(json.dumps({"layer": args.layer, "l2": l2, "cv_accuracy": cross_validate(sets, feats, held, l2)}))
     x = np.concatenate(list(feats.values()))
     y = np.concatenate([np.array([lab for _, lab in items]) for items in sets.values()])
-    mean, scale, w, b = fit(x, y, args.l2[0])
-    probe = {"model": args.model, "layer": args.layer, "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),
-             "weights": w.round(6).tolist(), "bias": round(b, 6),
-             "provenance": {"script": "scripts/train_intent_probe.py", "l2": args.l2[0],
-                            "training_sets": {k: len(v) for k, v in sets.items()},
-                            "training_accuracy": float(((predict((mean, scale, w, b), x) > 0.5) == y).mean())}}
     out = Path(args.out) if args.out else OUT / f"{args.model.split(':', 1)[1]}.json"
+    save_probe(out, args.model, args.layer, x, y, args.l2[0], {k: len(v) for k, v in sets.items()},
+               "scripts/train_intent_probe.py")
+
+
+def save_probe(out: Path, model: str, layer: int | list[int], x: np.ndarray, y: np.ndarray, l2: float,
+               training_sets: dict[str, int], script: str) -> None:
+    """Fit the probe on all of ``x``, ``y`` and write it as ``judging.linear_probe.LinearProbe`` reads it."""
+    mean, scale, w, b = fit(x, y, l2)
+    probe = {"model": model, "layer": layer, "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),
+             "weights": w.round(6).tolist(), "bias": round(b, 6),
+             "provenance": {"script": script, "l2": l2, "training_sets": training_sets,
+                            "training_accuracy": float(((predict((mean, scale, w, b), x) > 0.5) == y).mean())}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(probe) + "\n", encoding="utf-8")
     print(f"probe -> {out} (training accuracy {probe['provenance']['training_accuracy']:.3f})")

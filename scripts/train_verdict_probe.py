@@ -27,7 +27,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from train_intent_probe import DATA, _jsonl, fit, predict
+from train_intent_probe import DATA, _jsonl, fit, predict, save_probe
 
 OUT = Path(__file__).resolve().parents[1] / "src/iteralign/judging/probes/verdict"
 
@@ -120,17 +120,9 @@ def main() -> None:
                               "cv_accuracy": cross_validate(sets, feats, l2, rules, args.sure)}), flush=True)
     x = np.concatenate(list(feats.values()))
     y = np.concatenate([np.array([r["label"] == "unaligned" for r in items]) for items in sets.values()])
-    mean, scale, w, b = fit(x, y, args.l2[0])
-    probe = {"model": args.model, "layer": args.layers, "mean": mean.round(6).tolist(),
-             "scale": scale.round(6).tolist(), "weights": w.round(6).tolist(), "bias": round(b, 6),
-             "provenance": {"script": "scripts/train_verdict_probe.py", "l2": args.l2[0],
-                            "training_sets": {k: len(v) for k, v in sets.items()},
-                            "training_accuracy": float(((predict((mean, scale, w, b), x) > 0.5) == y).mean())}}
     out = Path(args.out) if args.out else OUT / f"{args.model.split(':', 1)[1]}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(probe) + "\n", encoding="utf-8")
-    print(f"probe -> {out} (training accuracy {probe['provenance']['training_accuracy']:.3f})")
-
+    save_probe(out, args.model, args.layers, x, y, args.l2[0], {k: len(v) for k, v in sets.items()},
+               "scripts/train_verdict_probe.py")
 
 if __name__ == "__main__":
     main()

@@ -55,10 +55,15 @@ def test_hf_label_clash_and_hidden_states(smol):
     ids = smol.encode_chat(CONVS[1])
     with torch.inference_mode():
         expected = smol.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[5][0, -1]
+        deeper = smol.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[9][0, -1]
     got = smol.hidden_states(CONVS, 5)
     assert len(got) == len(CONVS) and torch.allclose(torch.tensor(got[1]), expected.float(), atol=1e-4)
+    both = smol.hidden_states(CONVS, [9, 5])  # several layers: side by side, in the order asked
+    assert torch.allclose(torch.tensor(both[1]), torch.cat([deeper, expected]).float(), atol=1e-4)
     with pytest.raises(ValueError, match="out of range"):
         smol.hidden_states(CONVS[:1], 999)
+    with pytest.raises(ValueError, match="out of range"):
+        smol.hidden_states(CONVS[:1], [5, 999])
 
 
 def _scripted(labels: list[LabelRule] | None, default: str = "OK.") -> ScriptedModel:

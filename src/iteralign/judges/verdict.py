@@ -28,6 +28,7 @@ from typing import Any
 from iteralign.judges.base import JUDGES, Judge, JudgeContext, JudgeItem, JudgeResult, JudgeSpec
 from iteralign.judging.honesty import HonestyCall, check_honesty
 from iteralign.judging.intent import IntentCall, intent_calls, with_reply
+from iteralign.judging.linear_probe import LinearProbe
 from iteralign.judging.options import VerdictOptions
 from iteralign.judging.response_class import RESPONSE_CLASSES, ResponseCall, classify_for
 from iteralign.judging.response_model import ask_gives, gives_distribution
@@ -83,7 +84,8 @@ class VerdictJudge(Judge):
         rows = zip(items, intents, rules, dists, sources, honesty, probed)
         return [self._result(item.response, *row) for item, *row in rows]
 
-    def _probe(self) -> Any:
+    def _probe(self) -> LinearProbe | None:
+        """The verdict probe for the judge model, when it has one and ``probe`` is ``auto``."""
         return verdict_probe_for(self.model) if self.model is not None and self.options.probe == "auto" else None
 
     def _probe_unaligned(self, items: list[JudgeItem]) -> list[float | None]:

@@ -71,7 +71,6 @@ class Verdict:
     parts: list[Part]
     likeliest_failure: Failure | None = None  # the largest failure term, whatever the label
 
-
     def parts_dicts(self) -> list[dict]:
         return [asdict(p) for p in self.parts]
 
