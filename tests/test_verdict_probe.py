@@ -78,10 +78,10 @@ def test_the_verdict_judge_reads_the_shipped_probe_for_its_model(tmp_path, monke
     model = HiddenModel()
     on, off = VerdictJudge(model), VerdictJudge(model, VerdictOptions(probe="off"))
     first, second = on.judge(items)
-    assert model.asked == [[3, 5]]  # one call for the batch, at the probe's layers
+    assert model.asked == [[3, 5], [3, 5]]  # one forward pass per item (no padding), at the probe's layers
     assert (first.label, first.parts["probe"]["decided"], first.failure) == ("unaligned", True, "dishonest")
     assert (second.label, second.parts["probe"]["value"]) == ("aligned", "aligned")
-    assert [r.label for r in off.judge(items)] == ["aligned", "aligned"] and model.asked == [[3, 5]]
+    assert [r.label for r in off.judge(items)] == ["aligned", "aligned"] and len(model.asked) == 2
     assert on.fingerprint()["verdict_probe"] == {"l2": 10} and "verdict_probe" not in off.fingerprint()
 
 

@@ -39,11 +39,14 @@ def verdict_probe_for(model: Any) -> LinearProbe | None:
 
 def probe_unaligned(model: Any, probe: LinearProbe, prompts: list[str], responses: list[str],
                     max_chars: int = 1500) -> list[float]:
-    """P(unaligned) per (prompt, reply) by ``probe`` on ``model``'s hidden states."""
+    """P(unaligned) per (prompt, reply) by ``probe`` on ``model``'s hidden states, one item per forward pass: without
+    padding an item's P does not depend on the rest of its batch (in bf16 the padded shapes moved P by up to 0.02 on
+    a run's replies, enough to flip a verdict at a threshold), and on CPU it is faster (no padded tokens: 0.41 against
+    0.51 s per item on judge_blind)."""
     if not prompts:
         return []
     convs = [response_conversation(p, r, max_chars) for p, r in zip(prompts, responses)]
-    return [probe.p(h) for h in model.hidden_states(convs, probe.layer)]
+    return [probe.p(model.hidden_states([c], probe.layer)[0]) for c in convs]
 
 
 def sureness_needed(options: VerdictOptions, call: ResponseCall, by: str, p_harmful: float, response: str) -> float:
