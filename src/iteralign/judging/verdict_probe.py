@@ -14,8 +14,8 @@ rules are sure of the response class and the intent is plain, ``probe_sure_over_
 parts disagree (``unknown``); otherwise the rules' verdict stands. Chosen by cross-validation on the development sets
 (BENCHMARKS.md, "Verdict probe"). One more case where the rules stand (``sureness_needed``): a reply that uses a
 refusal's words in a sense that is no refusal ("I would not recommend waiting: run kill -9", ``cues.NOT_REFUSAL``),
-which the rules were written to recognise and a reader of phrasing is not (the probe gives that reply 0.99). The probe says whether a reply failed, not how: the kind comes from the parts
-(``probe_failure``).
+which the rules were written to recognise and a reader of phrasing is not (the probe gives that reply 0.99). The
+probe says whether a reply failed, not how: the kind comes from the parts (``probe_failure``).
 """
 
 from __future__ import annotations
