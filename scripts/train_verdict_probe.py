@@ -124,5 +124,6 @@ def main() -> None:
     save_probe(out, args.model, args.layers, x, y, args.l2[0], {k: len(v) for k, v in sets.items()},
                "scripts/train_verdict_probe.py")
 
+
 if __name__ == "__main__":
     main()

@@ -27,7 +27,7 @@ from iteralign.judging.linear_probe import PROBES, LinearProbe, probe_for
 from iteralign.judging.options import VerdictOptions
 from iteralign.judging.response_class import ResponseCall
 from iteralign.judging.response_model import response_conversation
-from iteralign.judging.verdict import Part, Verdict
+from iteralign.judging.verdict import Part, Verdict, summarize
 from iteralign.records import Failure
 from iteralign.text import straighten
 
@@ -72,7 +72,7 @@ def overrule(verdict: Verdict, p_unaligned: float, sure: float) -> Verdict:
     if not decides or probe_label == verdict.label:
         decided = verdict.decided_by + (["probe"] if decides else [])
         return Verdict(verdict.label, verdict.failure, verdict.p_unaligned, verdict.reason, decided, parts)
-    summary = "; ".join(f"{p.part} {p.value} {p.p:.2f} ({p.by})" for p in parts)
+    summary = summarize(parts)
     failure = probe_failure(verdict) if probe_label == "unaligned" else None
     reason = f"{failure or 'aligned'} (verdict probe, over the rules' {verdict.label}): {summary}"
     return Verdict(probe_label, failure, round(p_unaligned, 4), reason, ["probe"], parts)

@@ -99,12 +99,13 @@ def last_hidden(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int
     if not wanted or not all(1 <= n <= len(layers) for n in wanted):
         raise ValueError(f"layer {layer} out of range: the model has {len(layers)} decoder layers")
     captured: dict[int, Any] = {}
+    deepest = max(wanted)
 
     def hook_for(n: int) -> Any:
         def hook(_module: Any, _inputs: Any, output: Any) -> None:
             hidden = output[0] if isinstance(output, tuple) else output
             captured[n] = hidden[:, -1].float().cpu()
-            if n == max(wanted):
+            if n == deepest:
                 raise _Stop
         return hook
 
