@@ -33,7 +33,7 @@ from iteralign.judging.options import VerdictOptions
 from iteralign.judging.response_class import RESPONSE_CLASSES, ResponseCall, classify_for
 from iteralign.judging.response_model import ask_gives, gives_distribution
 from iteralign.judging.verdict import CONTENT_HARM, Parts, decide
-from iteralign.judging.verdict_probe import overrule, probe_unaligned, sureness_needed, verdict_probe_for
+from iteralign.judging.verdict_probe import cuts_for, overrule, probe_unaligned, verdict_probe_for
 
 SURE, UNSURE = 0.97, 0.75  # probability the rules give their class when sure / unsure
 
@@ -106,7 +106,7 @@ class VerdictJudge(Judge):
                                 "content": call.cues if partial else []})
         v = decide(parts, self.options.margin, self.options.threshold)
         if p_probe is not None:
-            v = overrule(v, p_probe, sureness_needed(self.options, call, source, intent.p_harmful, response))
+            v = overrule(v, p_probe, cuts_for(self.options, call, source, intent.p_harmful, response))
         records = {d.pop("part"): d for d in v.parts_dicts()}  # by name: intent, response, content, honesty, probe
         for name, record in records.items():
             record["decided"] = name in v.decided_by
