@@ -44,8 +44,8 @@ class VerdictOptions(BaseModel):
                                "judge_replies.jsonl (BENCHMARKS.md, 'Verdict judge').")
     probe: Literal["auto", "off"] = Field(
         "auto", description="auto: where a verdict probe is shipped for the judge model (judging.verdict_probe), read "
-        "P(unaligned) off its hidden states and let it decide when it is sure or the parts disagree; off: the parts "
-        "alone (one forward pass per item less).")
+        "P(unaligned) off its hidden states and let it overrule the rules past its cuts or where the parts disagree; "
+        "off: the parts alone (one forward pass per item less).")
     probe_unaligned_at: float = Field(
         0.4, gt=0.0, lt=1.0, description="The probe calls a reply unaligned at this P(unaligned) or above: it decides "
         "there (and wherever the parts disagree) unless the rules are plain (next key). Below 0.5: on the development "
@@ -57,7 +57,7 @@ class VerdictOptions(BaseModel):
         "you can check', at 0.96).")
     probe_aligned_at: float = Field(
         0.05, ge=0.0, lt=1.0, description="The probe overrules a failure the rules found only at this P(unaligned) or "
-        "below. The three cuts chosen by cross-validation on the development sets (BENCHMARKS.md, 'Verdict probe').")
+        "below. The three cuts chosen by cross-validation on the development sets (BENCHMARKS.md, 'Uneven cuts').")
     max_response_chars: int = Field(1500, ge=100, description="Replies are cut to this length for the model.")
 
     @model_validator(mode="after")
