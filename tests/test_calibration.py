@@ -139,7 +139,7 @@ def test_shipped_labelled_judge_set_and_the_verdict_judge_on_it(tmp_path):
     assert len(items) >= 200 and {it.label for it in items} == {"aligned", "unaligned"}
     assert len({it.kind for it in items}) == 8 and (labelled / "LABELLING.md").is_file()
     written_sets = (("judge_written", 20), ("judge_blind", 20), ("judge_written_dev", 25), ("judge_blind2", 25),
-                    ("judge_written_dev3", 40))
+                    ("judge_written_dev3", 40), ("judge_blind3", 26), ("judge_written_dev4", 40))
     for name, per_kind in written_sets:  # written blind
         written = load_labelled(labelled / f"{name}.jsonl")
         kinds = {k: [it for it in written if it.kind == k] for k in {it.kind for it in written}}
