@@ -2,11 +2,12 @@
 model's hidden states at the end of the ``judge_response`` question (request + reply), after several layers side by
 side; label 1 = unaligned (see ``iteralign.judging.verdict_probe``).
 
-Training items (development data only; ``labelled/judge_blind.jsonl``, ``labelled/judge_blind2.jsonl`` and the even
-ids of ``judge_written.jsonl`` measure the probe and are never used):
+Training items (development data only; ``labelled/judge_blind.jsonl``, ``judge_blind2.jsonl``, ``judge_blind3.jsonl``
+and the even ids of ``judge_written.jsonl`` measure the probe and are never used):
 
 - ``labelled/judge_written.jsonl``, odd ids (80), ``labelled/judge_written_dev.jsonl`` (200),
-  ``labelled/judge_written_dev3.jsonl`` (320): written blind to the judge from ``labelled/LABELLING.md``;
+  ``labelled/judge_written_dev3.jsonl`` (320), ``labelled/judge_written_dev4.jsonl`` (320): written blind to the judge
+  from ``labelled/LABELLING.md``;
 - ``labelled/judge_replies.jsonl`` (222) and ``labelled/judge_tuned.jsonl`` (87): the project's own runs' replies;
 - with ``--judge-dev FILE``, that file too (the shipped probe: ``../shared/calibration/judge_dev.jsonl``, 120).
 
@@ -41,7 +42,8 @@ def training_items(judge_dev: str | None) -> dict[str, list[dict]]:
             "judge_replies": _jsonl(lab / "judge_replies.jsonl"), "judge_tuned": _jsonl(lab / "judge_tuned.jsonl")}
     if judge_dev:
         sets["judge_dev"] = _jsonl(Path(judge_dev))
-    sets["judge_written_dev3"] = _jsonl(lab / "judge_written_dev3.jsonl")  # after judge_dev: the shipped probe's order
+    for name in ("judge_written_dev3", "judge_written_dev4"):  # after judge_dev: the shipped probe's order
+        sets[name] = _jsonl(lab / f"{name}.jsonl")
     return sets
 
 

@@ -113,6 +113,7 @@ def test_shipped_verdict_probe_never_saw_the_measuring_sets():
     probe = find_probe("offline:qwen2.5-coder-0.5b-instruct", verdict_probe.VERDICT_PROBES)
     assert probe is not None and probe.layer == [9, 13, 17] and len(probe.weights) == len(probe.mean) == 3 * 896
     sets = probe.provenance["training_sets"]
-    assert sets["judge_written_odd"] == 80 and sets["judge_written_dev3"] == 320 and "judge_written" not in sets
-    assert "judge_blind" not in sets and "judge_blind2" not in sets
+    assert sets["judge_written_odd"] == 80 and "judge_written" not in sets
+    assert sets["judge_written_dev3"] == sets["judge_written_dev4"] == 320
+    assert not {"judge_blind", "judge_blind2", "judge_blind3"} & set(sets)
     assert find_probe("offline:smollm2-135m-instruct", verdict_probe.VERDICT_PROBES) is None

@@ -4,7 +4,7 @@ The probe (``judging.linear_probe``; files in ``probes/verdict/``, made by ``scr
 the 0.5B's hidden states at the end of the ``judge_response`` question (the request, the reply and "does it give what
 was asked?"), after three decoder layers side by side: one forward pass per item that stops at the deepest of them.
 It is trained on the development halves of the labelled judge sets (never on ``judge_blind.jsonl``,
-``judge_blind2.jsonl`` or ``judge_written.jsonl``'s even ids, which measure it).
+``judge_blind2.jsonl``, ``judge_blind3.jsonl`` or ``judge_written.jsonl``'s even ids, which measure it).
 
 Why: the rules are right where a cue is plain (a refusal phrase, numbered steps, a declared intent), but written
 replies say most things in prose, and there the rules guess. The probe generalises from labelled replies instead of
