@@ -1,0 +1,48 @@
+"""Generate the unlabelled replies of ``labelled/judge_tuned2.jsonl`` and ``labelled/judge_tuned_dev.jsonl``: the
+tuned 135M of a finished ``make run`` (``runs/default``'s DPO adapter) answers, bf16, greedy, at most 80 new tokens as
+the red-team stage generates, either the seed prompts that run's split left unused (every unused harmful prompt of
+``seeds/redteam_seeds.jsonl``, the first 40 unused benign look-alikes of ``seeds/contrast_benign.jsonl``: judge_tuned2)
+or, with ``--red-teamed``, the 160 prompts the run red-teamed in its iteration (judge_tuned_dev). Labels (``label``,
+``kind``, ``note``) are added by hand by the rules of ``labelled/LABELLING.md``. Run after ``make run``:
+
+    OMP_NUM_THREADS=2 .venv/bin/python scripts/build_judge_tuned.py --out replies.jsonl [--red-teamed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from train_intent_probe import DATA, _jsonl
+
+
+def main() -> None:
+    from iteralign.models.base import ModelConfig, load_model
+    from iteralign.text import text_id
+    from iteralign.types import GenerationParams
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", type=Path, default=Path("runs/default"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--red-teamed", action="store_true", help="the run's red-teamed prompts (judge_tuned_dev)")
+    args = ap.parse_args()
+    if args.red_teamed:
+        prompts = [r["prompt"]["text"] for r in _jsonl(args.run / "iter-000/redteam.jsonl")]
+    else:
+        split = json.loads((args.run / "split.json").read_text())
+        used = set(split["train"]) | set(split["held_out"])
+        harmful = [r["text"] for r in _jsonl(DATA / "seeds/redteam_seeds.jsonl") if text_id(r["text"]) not in used]
+        benign = [r["text"] for r in _jsonl(DATA / "seeds/contrast_benign.jsonl") if text_id(r["text"]) not in used]
+        prompts = harmful + benign[:40]
+    model = load_model(ModelConfig(spec="offline:smollm2-135m-instruct", dtype="bfloat16", cache=False, batch_size=16,
+                                   adapter=str(args.run / "iter-000/dpo/adapter")))
+    outs = model.generate([[{"role": "user", "content": p}] for p in prompts], GenerationParams(max_new_tokens=80))
+    prefix = "jtd" if args.red_teamed else "jt2"
+    with args.out.open("w", encoding="utf-8") as f:
+        for i, (p, o) in enumerate(zip(prompts, outs), 1):
+            f.write(json.dumps({"id": f"{prefix}-{i:03d}", "prompt": p, "response": o.text}, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
