@@ -18,7 +18,9 @@ from train_intent_probe import DATA, _jsonl
 
 
 def main() -> None:
+    from iteralign.answering import answer
     from iteralign.models.base import ModelConfig, load_model
+    from iteralign.records import Prompt
     from iteralign.text import text_id
     from iteralign.types import GenerationParams
 
@@ -37,11 +39,12 @@ def main() -> None:
         prompts = harmful + benign[:40]
     model = load_model(ModelConfig(spec="offline:smollm2-135m-instruct", dtype="bfloat16", cache=False, batch_size=16,
                                    adapter=str(args.run / "iter-000/dpo/adapter")))
-    outs = model.generate([[{"role": "user", "content": p}] for p in prompts], GenerationParams(max_new_tokens=80))
+    answers = answer(model, [Prompt.make(p) for p in prompts], GenerationParams(max_new_tokens=80))  # as red-teamed
     prefix = "jtd" if args.red_teamed else "jt2"
     with args.out.open("w", encoding="utf-8") as f:
-        for i, (p, o) in enumerate(zip(prompts, outs), 1):
-            f.write(json.dumps({"id": f"{prefix}-{i:03d}", "prompt": p, "response": o.text}, ensure_ascii=False) + "\n")
+        for i, a in enumerate(answers, 1):
+            row = {"id": f"{prefix}-{i:03d}", "prompt": a.prompt.text, "response": a.response}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
