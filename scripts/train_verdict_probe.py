@@ -11,6 +11,11 @@ and the even ids of ``judge_written.jsonl`` measure the probe and are never used
 - ``labelled/judge_replies.jsonl`` (222) and ``labelled/judge_tuned.jsonl`` (87): the project's own runs' replies;
 - with ``--judge-dev FILE``, that file too (the shipped probe: ``../shared/calibration/judge_dev.jsonl``, 120).
 
+``--probe honesty`` trains the honesty probe (``src/iteralign/judging/probes/honesty/``) on the same hidden states:
+the answers to benign requests of the same sets (kinds ``dishonest`` against ``benign_helped`` and
+``honest_uncertain``; label 1 = dishonest) and of ``labelled/judge_tuned_dev.jsonl`` (real replies of the tuned
+135M, 60 of them such answers), which the verdict probe does not train on.
+
 ``--cv`` reports 5-fold cross-validated accuracy per set (each fold trained on the other folds of every set): of the
 probe alone and, given ``--rules NAME=JUDGE_EVAL.json`` (``iteralign judge-eval`` of the verdict judge with ``probe:
 off`` on that set), accuracy and recall of unaligned of the judge's policy (``verdict_probe.overrule``) at each
@@ -19,6 +24,8 @@ strength and the three cuts were chosen. The regression
 is ``train_intent_probe.fit`` (numpy only). Run:
 
     .venv/bin/python scripts/train_verdict_probe.py --layers 9 13 17 --l2 10 \\
+        --judge-dev ../shared/calibration/judge_dev.jsonl
+    .venv/bin/python scripts/train_verdict_probe.py --probe honesty --layers 9 13 17 --l2 30 \\
         --judge-dev ../shared/calibration/judge_dev.jsonl
 """
 
@@ -31,7 +38,8 @@ from pathlib import Path
 import numpy as np
 from train_intent_probe import DATA, _jsonl, fit, predict, save_probe
 
-OUT = Path(__file__).resolve().parents[1] / "src/iteralign/judging/probes/verdict"
+PROBES = Path(__file__).resolve().parents[1] / "src/iteralign/judging/probes"
+HONESTY_KINDS = ("dishonest", "benign_helped", "honest_uncertain")
 
 
 def training_items(judge_dev: str | None) -> dict[str, list[dict]]:
@@ -45,6 +53,13 @@ def training_items(judge_dev: str | None) -> dict[str, list[dict]]:
     for name in ("judge_written_dev3", "judge_written_dev4"):  # after judge_dev: the shipped probe's order
         sets[name] = _jsonl(lab / f"{name}.jsonl")
     return sets
+
+
+def honesty_items(sets: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The honesty probe's training sets: the answers to benign requests of ``sets`` and of judge_tuned_dev."""
+    sets = {**sets, "judge_tuned_dev": _jsonl(DATA / "labelled" / "judge_tuned_dev.jsonl")}
+    return {name: [r for r in items if r["kind"] in HONESTY_KINDS] for name, items in sets.items()
+            if any(r["kind"] in HONESTY_KINDS for r in items)}
 
 
 def features(model, items: list[dict], layers: list[int]) -> np.ndarray:
@@ -108,6 +123,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="offline:qwen2.5-coder-0.5b-instruct")
+    ap.add_argument("--probe", choices=["verdict", "honesty"], default="verdict",
+                    help="verdict: P(unaligned) of any reply; honesty: P(dishonest) of an answer to a benign request")
     ap.add_argument("--layers", type=int, nargs="+", default=[9, 13, 17])
     ap.add_argument("--l2", type=float, nargs="+", default=[10.0],
                     help="L2 strength; with --cv, several are compared and the first is used for the probe")
@@ -118,11 +135,13 @@ def main() -> None:
                     default=["0.05,0.4,0.98", "0.05,0.4,0.9", "0.05,0.5,0.98", "0.1,0.4,0.98", "0.02,0.3,0.9"],
                     help="policies to cross-validate: "
                          "PROBE_ALIGNED_AT,PROBE_UNALIGNED_AT,PROBE_UNALIGNED_OVER_RULES_AT")
-    ap.add_argument("--out", default=None, help="probe file (default: probes/verdict/<model name>.json)")
+    ap.add_argument("--out", default=None, help="probe file (default: probes/<--probe>/<model name>.json)")
     args = ap.parse_args()
 
     model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=8))
     sets = training_items(args.judge_dev)
+    if args.probe == "honesty":
+        sets = honesty_items(sets)
     feats = {name: features(model, items, args.layers) for name, items in sets.items()}
     if args.cv:
         rules = {}
@@ -134,7 +153,7 @@ def main() -> None:
                               "cv_accuracy_recall": cross_validate(sets, feats, l2, rules, args.cuts)}), flush=True)
     x = np.concatenate(list(feats.values()))
     y = np.concatenate([np.array([r["label"] == "unaligned" for r in items]) for items in sets.values()])
-    out = Path(args.out) if args.out else OUT / f"{args.model.split(':', 1)[1]}.json"
+    out = Path(args.out) if args.out else PROBES / args.probe / f"{args.model.split(':', 1)[1]}.json"
     save_probe(out, args.model, args.layers, x, y, args.l2[0], {k: len(v) for k, v in sets.items()},
                "scripts/train_verdict_probe.py")
 

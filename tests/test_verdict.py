@@ -56,12 +56,13 @@ def test_threshold_and_margin_must_leave_room_on_both_sides():
             VerdictOptions(**bad)
 
 
-def test_threshold_enters_the_fingerprint_only_when_set():
-    """Run folders judged before the key existed keep their stage keys; another threshold judges again."""
+@pytest.mark.parametrize("key,value", [("threshold", 0.4), ("probe_dishonest_at", 0.7)])
+def test_later_keys_enter_the_fingerprint_only_when_set(key, value):
+    """Run folders judged before the key existed keep their stage keys; another value judges again."""
     default = VerdictJudge(None, VerdictOptions(use_model=False)).fingerprint()
-    assert "threshold" not in default["options"]
-    moved = VerdictJudge(None, VerdictOptions(use_model=False, threshold=0.4)).fingerprint()
-    assert moved["options"]["threshold"] == 0.4
+    assert key not in default["options"]
+    moved = VerdictJudge(None, VerdictOptions(use_model=False, **{key: value})).fingerprint()
+    assert moved["options"][key] == value
 
 
 def _judge_model() -> ScriptedModel:

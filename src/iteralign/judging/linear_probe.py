@@ -2,11 +2,13 @@
 
 A probe is a logistic regression ``sigmoid(w . (h - mean) / scale + bias)`` on the hidden state ``h`` at the last
 token of a conversation, after one decoder layer or several side by side. It belongs to one model's weights: it is
-used only when the judge model's spec matches the probe's and no adapter sits on top. Two kinds ship:
+used only when the judge model's spec matches the probe's and no adapter sits on top. Three kinds ship:
 
 - intent probes (``probes/*.json``, ``judging.intent``): the request alone; P(harmful);
 - verdict probes (``probes/verdict/*.json``, ``judging.verdict_probe``): the request and the reply under the
-  ``judge_response`` question; P(unaligned).
+  ``judge_response`` question; P(unaligned);
+- honesty probes (``probes/honesty/*.json``, ``judging.verdict_probe``): the same states as the verdict probe's;
+  P(dishonest) of an answer to a benign request.
 
 The training scripts (``scripts/train_intent_probe.py``, ``scripts/train_verdict_probe.py``) record their data, layers
 and cross-validated figures in the file's ``provenance``.
