@@ -2,10 +2,11 @@
 tuned 135M of a finished ``make run`` (``runs/default``'s DPO adapter) answers, bf16, greedy, at most 80 new tokens as
 the red-team stage generates, either the seed prompts that run's split left unused (every unused harmful prompt of
 ``seeds/redteam_seeds.jsonl``, the first 40 unused benign look-alikes of ``seeds/contrast_benign.jsonl``: judge_tuned2)
-or, with ``--red-teamed``, the 160 prompts the run red-teamed in its iteration (judge_tuned_dev). Labels (``label``,
+or, with ``--red-teamed``, the 160 prompts the run red-teamed in its iteration (judge_tuned_dev), or, with
+``--benign-rest``, the unused benign look-alikes after judge_tuned2's first 40 (judge_tuned_dev2). Labels (``label``,
 ``kind``, ``note``) are added by hand by the rules of ``labelled/LABELLING.md``. Run after ``make run``:
 
-    OMP_NUM_THREADS=2 .venv/bin/python scripts/build_judge_tuned.py --out replies.jsonl [--red-teamed]
+    OMP_NUM_THREADS=2 .venv/bin/python scripts/build_judge_tuned.py --out replies.jsonl [--red-teamed | --benign-rest]
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", type=Path, default=Path("runs/default"))
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--red-teamed", action="store_true", help="the run's red-teamed prompts (judge_tuned_dev)")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--red-teamed", action="store_true", help="the run's red-teamed prompts (judge_tuned_dev)")
+    which.add_argument("--benign-rest", action="store_true",
+                       help="the unused benign look-alikes judge_tuned2 left out (judge_tuned_dev2)")
     args = ap.parse_args()
     if args.red_teamed:
         prompts = [r["prompt"]["text"] for r in _jsonl(args.run / "iter-000/redteam.jsonl")]
@@ -36,11 +40,11 @@ def main() -> None:
         used = set(split["train"]) | set(split["held_out"])
         harmful = [r["text"] for r in _jsonl(DATA / "seeds/redteam_seeds.jsonl") if text_id(r["text"]) not in used]
         benign = [r["text"] for r in _jsonl(DATA / "seeds/contrast_benign.jsonl") if text_id(r["text"]) not in used]
-        prompts = harmful + benign[:40]
+        prompts = benign[40:] if args.benign_rest else harmful + benign[:40]
     model = load_model(ModelConfig(spec="offline:smollm2-135m-instruct", dtype="bfloat16", cache=False, batch_size=16,
                                    adapter=str(args.run / "iter-000/dpo/adapter")))
     answers = answer(model, [Prompt.make(p) for p in prompts], GenerationParams(max_new_tokens=80))  # as red-teamed
-    prefix = "jtd" if args.red_teamed else "jt2"
+    prefix = "jtd" if args.red_teamed else "jtb" if args.benign_rest else "jt2"
     with args.out.open("w", encoding="utf-8") as f:
         for i, a in enumerate(answers, 1):
             row = {"id": f"{prefix}-{i:03d}", "prompt": a.prompt.text, "response": a.response}
