@@ -20,8 +20,11 @@ from train_intent_probe import DATA, _jsonl
 
 def main() -> None:
     from iteralign.answering import answer
+    from iteralign.data.split import SplitRecord
+    from iteralign.layout import RunLayout
     from iteralign.models.base import ModelConfig, load_model
-    from iteralign.records import Prompt
+    from iteralign.records import Answer, Prompt
+    from iteralign.run import read_jsonl
     from iteralign.text import text_id
     from iteralign.types import GenerationParams
 
@@ -33,16 +36,18 @@ def main() -> None:
     which.add_argument("--benign-rest", action="store_true",
                        help="the unused benign look-alikes judge_tuned2 left out (judge_tuned_dev2)")
     args = ap.parse_args()
+    layout = RunLayout(args.run)
+    files = layout.iteration(0)
     if args.red_teamed:
-        prompts = [r["prompt"]["text"] for r in _jsonl(args.run / "iter-000/redteam.jsonl")]
+        prompts = [Answer.model_validate(r).prompt.text for r in read_jsonl(files.redteam)]
     else:
-        split = json.loads((args.run / "split.json").read_text())
-        used = set(split["train"]) | set(split["held_out"])
+        split = SplitRecord.model_validate_json(layout.split.read_text())
+        used = set(split.train) | set(split.held_out)
         harmful = [r["text"] for r in _jsonl(DATA / "seeds/redteam_seeds.jsonl") if text_id(r["text"]) not in used]
         benign = [r["text"] for r in _jsonl(DATA / "seeds/contrast_benign.jsonl") if text_id(r["text"]) not in used]
         prompts = benign[40:] if args.benign_rest else harmful + benign[:40]
     model = load_model(ModelConfig(spec="offline:smollm2-135m-instruct", dtype="bfloat16", cache=False, batch_size=16,
-                                   adapter=str(args.run / "iter-000/dpo/adapter")))
+                                   adapter=str(files.dpo_adapter)))
     answers = answer(model, [Prompt.make(p) for p in prompts], GenerationParams(max_new_tokens=80))  # as red-teamed
     prefix = "jtd" if args.red_teamed else "jtb" if args.benign_rest else "jt2"
     with args.out.open("w", encoding="utf-8") as f:
