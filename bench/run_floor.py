@@ -1,10 +1,11 @@
-"""A finished run's compute floor: per stage, the least time its model work could take at this machine's bf16 matmul
+"""A finished run's compute floor: per stage, the least time its model work could take at this machine's matmul
 peak, beside the time the stage took (the run's ``manifest.json``). It answers "how much faster could this run get
 without doing less work?" for issue 20's `make run` target.
 
-The peak is measured here, in the same invocation (``roofline.best_matmul``: square bf16 products, best of repeats;
-``--peak GFLOPS`` skips it). FLOPs counted, per model (parameter counts from each model's config, built on the
-``meta`` device; the input embedding is a lookup, the LM head a product):
+The peak is measured here, in the same invocation (``roofline.best_matmul``: square products in ``--dtype``, bf16
+by default as the embedded default computes, best of repeats; ``--peak GFLOPS`` skips it). FLOPs counted, per model
+(parameter counts from each model's config, built on the ``meta`` device; the input embedding is a lookup, the LM
+head a product; a model without local weights, an API or the scripted backend, counts nothing):
 
 * model calls (the manifest's usage per stage and model): ``2 x non-embedding params`` per prompt and generated
   token, plus ``2 x vocab x hidden`` per generated token (the LM head);
@@ -15,7 +16,7 @@ The peak is measured here, in the same invocation (``roofline.best_matmul``: squ
 
 Not counted, so the floor is a lower bound: the evaluation judge's hidden-state passes and TruthfulQA / HHH scoring
 (no usage recorded for them), attention, model loading and what runs outside the stages (the ``.venv`` build).
-Run: ``OMP_NUM_THREADS=2 .venv/bin/python bench/run_floor.py runs/default [--peak 430]``.
+Run: ``OMP_NUM_THREADS=2 .venv/bin/python bench/run_floor.py runs/default [--dtype float32] [--peak 430]``.
 """
 
 from __future__ import annotations
@@ -29,13 +30,18 @@ from pathlib import Path
 
 @functools.cache
 def sizes(spec: str) -> tuple[int, int]:
-    """(non-embedding parameters, vocab x hidden) of the model a spec names, from its config alone."""
+    """(non-embedding parameters, vocab x hidden) of the model a spec names, from its config alone; (0, 0) for a
+    model with no local weights (an API, the scripted backend), whose work is not done on this machine."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from iteralign.models.base import backend_of, parse_spec
+    from iteralign.models.base import SpecError, backend_of, parse_spec
 
-    config = AutoConfig.from_pretrained(backend_of(spec).train_source(parse_spec(spec)))
+    try:
+        source = backend_of(spec).train_source(parse_spec(spec))
+    except SpecError:
+        return 0, 0
+    config = AutoConfig.from_pretrained(source)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     head = model.get_output_embeddings().weight
@@ -95,21 +101,22 @@ def rows(run: Path, peak: float) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path)
-    ap.add_argument("--peak", type=float, help="bf16 GFLOP/s to use instead of measuring it")
+    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"], help="the run's precision")
+    ap.add_argument("--peak", type=float, help="GFLOP/s to use instead of measuring it")
     args = ap.parse_args()
     if args.peak is None:
         sys.path.insert(0, str(Path(__file__).parent))
         from roofline import best_matmul
 
-        args.peak = best_matmul("bfloat16", [512, 1024, 2048], 10)[0]
+        args.peak = best_matmul(args.dtype, [512, 1024, 2048], 10)[0]
     table = rows(args.run, args.peak)
     total = {k: round(sum(r[k] for r in table), 1) for k in ("seconds", "tflop", "floor_s")}
-    print(f"bf16 peak {args.peak:.0f} GFLOP/s")
+    print(f"{args.dtype} peak {args.peak:.0f} GFLOP/s")
     print("| stage | seconds | TFLOP counted | seconds at the peak | floor / seconds |\n|---|---|---|---|---|")
     for r in [*table, {"stage": "**all stages**", **total, "floor_share": round(total["floor_s"] / total["seconds"],
                                                                                    3)}]:
         print(f"| {r['stage']} | {r['seconds']} | {r['tflop']} | {r['floor_s']} | {r['floor_share']:.0%} |")
-    print(json.dumps({"peak_gflops": round(args.peak, 1), "stages": table, "total": total}))
+    print(json.dumps({"dtype": args.dtype, "peak_gflops": round(args.peak, 1), "stages": table, "total": total}))
 
 
 if __name__ == "__main__":
