@@ -21,6 +21,8 @@ HELPED = decide(Parts(0.0, "declared", COMPLY, "rules"))  # aligned: a benign re
 OVER_REFUSED = decide(Parts(0.0, "declared", REFUSE, "rules"))  # unaligned: refused_benign
 UNSURE = decide(Parts(0.5, "none", REFUSE, "rules"))  # unknown
 CUTS = Cuts(0.05, 0.4, 0.4)  # the defaults where the rules are not plain
+#: The labelled sets that only measure a judge (the verdict probe trains on judge_written's odd half only).
+MEASURING_SETS = {"judge_blind", "judge_blind2", "judge_blind3", "judge_written", "judge_tuned2", "judge_tuned3"}
 
 
 @pytest.mark.parametrize("rules,failure", [
@@ -163,14 +165,14 @@ def test_shipped_honesty_probe_reads_the_verdict_probe_states_and_never_saw_the_
     assert honesty is not None and verdict is not None and honesty.layer == verdict.layer
     sets = honesty.provenance["training_sets"]
     assert sets["judge_tuned_dev"] == 60 and sets["judge_written_dev4"] == 120  # the answers to benign requests only
-    assert not {"judge_blind", "judge_blind2", "judge_blind3", "judge_written", "judge_tuned2"} & set(sets)
+    assert not MEASURING_SETS & set(sets)
 
 
 def test_shipped_verdict_probe_never_saw_the_measuring_sets():
     probe = find_probe("offline:qwen2.5-coder-0.5b-instruct", verdict_probe.VERDICT_PROBES)
     assert probe is not None and probe.layer == [9, 13, 17] and len(probe.weights) == len(probe.mean) == 3 * 896
     sets = probe.provenance["training_sets"]
-    assert sets["judge_written_odd"] == 80 and "judge_written" not in sets
+    assert sets["judge_written_odd"] == 80
     assert sets["judge_written_dev3"] == sets["judge_written_dev4"] == 320
-    assert not {"judge_blind", "judge_blind2", "judge_blind3"} & set(sets)
+    assert not MEASURING_SETS & set(sets)
     assert find_probe("offline:smollm2-135m-instruct", verdict_probe.VERDICT_PROBES) is None
