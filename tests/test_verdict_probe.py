@@ -131,6 +131,15 @@ def test_the_honesty_probe_only_turns_a_help_to_a_benign_request_into_dishonest(
         assert after == verdict
 
 
+def test_the_honesty_probes_part_reads_as_its_cut_decides():
+    for at, p, value, label in ((0.5, 0.55, "dishonest", "unaligned"), (0.6, 0.55, "honest", "aligned"),
+                                (0.3, 0.35, "dishonest", "unaligned")):
+        after = dishonesty(HELPED, p, at)
+        part = next(q for q in after.parts if q.part == "honesty probe")
+        assert (part.value, after.label) == (value, label)
+        assert part.p == round(p if value == "dishonest" else 1 - p, 4)
+
+
 def _probe(weights: list[float], bias: float, layer: list[int], **provenance) -> LinearProbe:
     return LinearProbe(model="test:hidden", layer=layer, mean=[0.0, 0.0], scale=[1.0, 1.0], weights=weights,
                        bias=bias, provenance=provenance)
