@@ -66,6 +66,30 @@ def test_hf_label_clash_and_hidden_states(smol):
         smol.hidden_states(CONVS[:1], [5, 999])
 
 
+@pytest.mark.model
+def test_hf_pooled_hidden_states_read_the_tokens_after_the_opening(smol):
+    """mean / max pool each layer over the positions from ``skip`` on, in the order asked, the same in a padded batch
+    (rows of different lengths) as one at a time; a row no longer than ``skip`` is pooled whole."""
+    import torch
+
+    skip = 12
+    got = smol.hidden_states(CONVS, [9, 5], ["mean", "max", "last"], skip)  # batch 3 + 1, left-padded
+    for conv, row in zip(CONVS, got):
+        ids = smol.encode_chat(conv)
+        with torch.inference_mode():
+            states = smol.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+        h9, h5 = states[9][0].float(), states[5][0].float()
+        expected = torch.cat([h9[skip:].mean(0), h5[skip:].mean(0), h9[skip:].amax(0), h5[skip:].amax(0),
+                              h9[-1], h5[-1]])
+        assert torch.allclose(torch.tensor(row), expected, atol=1e-4)
+    whole = smol.hidden_states(CONVS[2:3], 5, ["mean"], 10_000)[0]
+    with torch.inference_mode():
+        h5 = smol.model(input_ids=torch.tensor([smol.encode_chat(CONVS[2])]), output_hidden_states=True)
+    assert torch.allclose(torch.tensor(whole), h5.hidden_states[5][0].float().mean(0), atol=1e-4)
+    with pytest.raises(ValueError, match="one of last, mean, max"):
+        smol.hidden_states(CONVS[:1], 5, ["median"], 0)
+
+
 def _scripted(labels: list[LabelRule] | None, default: str = "OK.") -> ScriptedModel:
     return ScriptedModel(Rules(rules=[Rule(match="refuse", reply="thinking...\nFINAL: refusal")], default=default,
                                labels=labels))

@@ -5,6 +5,7 @@ model's hidden states, and the shipped probes' files."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from iteralign.judges import JudgeItem
 from iteralign.judges.verdict import VerdictJudge
@@ -164,14 +165,14 @@ def test_the_verdict_judge_reads_both_probes_off_one_forward_pass(tmp_path, monk
     assert (told.label, told.parts["honesty probe"]["value"]) == ("aligned", "honest")
     assert refused.label == "aligned" and "honesty probe" not in refused.parts
     assert judge.fingerprint()["honesty_probe"] == {"l2": 30}
-    with pytest.raises(ValueError, match="different layers"):
+    with pytest.raises(ValueError, match="read different states"):
         probe_scores(model, [_probe([1.0, 0.0], 0.0, [3, 5]), _probe([1.0, 0.0], 0.0, [4])], ["q"], ["a"])
 
 
 def test_shipped_honesty_probe_reads_the_verdict_probe_states_and_never_saw_the_measuring_sets():
     honesty = find_probe("offline:qwen2.5-coder-0.5b-instruct", verdict_probe.HONESTY_PROBES)
     verdict = find_probe("offline:qwen2.5-coder-0.5b-instruct", verdict_probe.VERDICT_PROBES)
-    assert honesty is not None and verdict is not None and honesty.layer == verdict.layer
+    assert honesty is not None and verdict is not None and honesty.reads() == verdict.reads()
     sets = honesty.provenance["training_sets"]
     assert sets["judge_tuned_dev"] == 60 and sets["judge_written_dev4"] == 120  # the answers to benign requests only
     assert not MEASURING_SETS & set(sets)
@@ -185,3 +186,27 @@ def test_shipped_verdict_probe_never_saw_the_measuring_sets():
     assert sets["judge_written_dev3"] == sets["judge_written_dev4"] == 320
     assert not MEASURING_SETS & set(sets)
     assert find_probe("offline:smollm2-135m-instruct", verdict_probe.VERDICT_PROBES) is None
+
+
+
+class PooledModel(HiddenModel):
+    """A judge model that also gives pooled states: it records how it was asked."""
+
+    def hidden_states(self, conversations, layer, *pooling):
+        self.asked.append((layer, *pooling))
+        return [[1.0, 0.0] for _ in conversations]
+
+
+def test_a_probe_asks_for_the_states_it_was_trained_on():
+    """A pooled probe asks the model for its layers, pool and skip; a last-token probe for its layers alone, which
+    every backend with hidden states answers; probes that read different states cannot share a pass."""
+    pooled = LinearProbe(model="test:hidden", layer=[3, 5], pool=["mean", "max"], skip=7, mean=[0.0, 0.0],
+                         scale=[1.0, 1.0], weights=[4.0, 0.0], bias=0.0)
+    model = PooledModel()
+    assert probe_scores(model, [pooled], ["q"], ["a"]) == [[pooled.p([1.0, 0.0])]]
+    assert model.asked == [([3, 5], ["mean", "max"], 7)]
+    assert probe_scores(model, [_probe([4.0, 0.0], 0.0, [3, 5])], ["q"], ["a"]) and model.asked[-1] == ([3, 5],)
+    with pytest.raises(ValueError, match="read different states"):
+        probe_scores(model, [pooled, _probe([1.0, 0.0], 0.0, [3, 5])], ["q"], ["a"])
+    with pytest.raises(ValidationError):
+        LinearProbe(model="m", layer=1, pool=["median"], mean=[0.0], scale=[1.0], weights=[1.0], bias=0.0)

@@ -127,7 +127,7 @@ def classify_intents(model: Any, prompts: list[str], probe: LinearProbe | None =
     if not prompts:
         return []
     if probe is not None:
-        hidden = model.hidden_states([[{"role": "user", "content": p}] for p in prompts], probe.layer)
+        hidden = probe.features(model, [[{"role": "user", "content": p}] for p in prompts])
         return [IntentCall(probe.p(h), "probe") for h in hidden]
     probs = label_probs(model, [intent_conversation(p) for p in prompts], INTENT_LABELS)
     return [IntentCall(0.5, "none") if p is None else IntentCall(p["harmful"], "model") for p in probs]

@@ -1,8 +1,10 @@
 """Linear probes on a judge model's hidden states, shipped as JSON files in ``judging/probes/``.
 
-A probe is a logistic regression ``sigmoid(w . (h - mean) / scale + bias)`` on the hidden state ``h`` at the last
-token of a conversation, after one decoder layer or several side by side. It belongs to one model's weights: it is
-used only when the judge model's spec matches the probe's and no adapter sits on top. Three kinds ship:
+A probe is a logistic regression ``sigmoid(w . (h - mean) / scale + bias)`` on features ``h`` of a conversation's
+hidden states after one decoder layer or several side by side: the state at the last token, or states averaged or
+maximised over the conversation's tokens after its shared opening (``pool``, ``skip``; ``models.hf_labels``). It
+belongs to one model's weights: it is used only when the judge model's spec matches the probe's and no adapter sits on
+top. Three kinds ship:
 
 - intent probes (``probes/*.json``, ``judging.intent``): the request alone; P(harmful);
 - verdict probes (``probes/verdict/*.json``, ``judging.verdict_probe``): the request and the reply under the
@@ -20,7 +22,7 @@ import json
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,17 +30,32 @@ PROBES = Path(__file__).parent / "probes"
 
 
 class LinearProbe(BaseModel):
-    """A linear probe: ``sigmoid(w . (h - mean) / scale + bias)`` on the hidden state ``h`` after ``layer`` (a list:
-    those layers' states concatenated in that order)."""
+    """A linear probe: ``sigmoid(w . (h - mean) / scale + bias)`` on the hidden states after ``layer`` (a list: those
+    layers' states concatenated in that order), read each way in ``pool`` in turn: ``last`` (the last token), ``mean``
+    or ``max`` (over the tokens from position ``skip`` on: the conversation after the opening all of the probe's
+    conversations share)."""
 
     model_config = ConfigDict(extra="forbid")
     model: str
     layer: int | list[int]
+    pool: list[Literal["last", "mean", "max"]] = ["last"]
+    skip: int = 0
     mean: list[float]
     scale: list[float]
     weights: list[float]
     bias: float
     provenance: dict[str, Any] = {}
+
+    def reads(self) -> tuple:
+        """What the probe reads (layers, pool, skip): probes that read the same can share one forward pass."""
+        return self.layer, tuple(self.pool), self.skip
+
+    def features(self, model: Any, conversations: list[list[dict]]) -> list[list[float]]:
+        """Per conversation, the features this probe reads from ``model`` (one forward pass each). A last-token probe
+        asks only for layers, which every backend with hidden states answers."""
+        if self.pool == ["last"] and not self.skip:
+            return model.hidden_states(conversations, self.layer)
+        return model.hidden_states(conversations, self.layer, self.pool, self.skip)
 
     def p(self, hidden: list[float]) -> float:
         """The probe's probability for one hidden state."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from iteralign.models.base import ChatModel, ModelConfig, Scorer
 from iteralign.models.chat_format import encode_chat, render_plain, stop_strings  # noqa: F401 (re-exported)
 from iteralign.models.devices import resolve_device, resolve_dtype
-from iteralign.models.hf_labels import label_logprobs, last_hidden
+from iteralign.models.hf_labels import Pool, hidden_features, label_logprobs
 from iteralign.models.hf_linear import pack_linears
 from iteralign.models.hf_prefill import tree_inputs
 from iteralign.models.hf_prefix import score_requests_shared
@@ -259,8 +259,9 @@ class HFModel(ChatModel, Scorer):
         prompts = [self.encode_chat(c) for c in conversations]
         return label_logprobs(self._model, self._tokenizer, prompts, labels, self.cfg.batch_size)
 
-    def hidden_states(self, conversations: list[Conversation], layer: int | Sequence[int]) -> list[list[float]]:
+    def hidden_states(self, conversations: list[Conversation], layer: int | Sequence[int],
+                      pool: Sequence[Pool] = ("last",), skip: int = 0) -> list[list[float]]:
         """Per conversation (chat template + generation cue), the output of decoder ``layer`` (or of several, side by
-        side) at the last token."""
+        side) at the last token, or pooled over the tokens from ``skip`` on (``hf_labels.hidden_features``)."""
         prompts = [self.encode_chat(c) for c in conversations]
-        return last_hidden(self._model, self._tokenizer, prompts, layer, self.cfg.batch_size)
+        return hidden_features(self._model, self._tokenizer, prompts, layer, self.cfg.batch_size, pool, skip)

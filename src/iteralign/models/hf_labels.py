@@ -11,14 +11,16 @@ projected to the vocabulary (``logits_to_keep=1``). A prefix common to every pro
 instructions and few-shot examples) runs once and its key/value cache is shared by all batches, as in ``hf_prefix``.
 Batched values equal one-at-a-time values to float rounding (tests/test_label_scores.py).
 
-**Hidden states.** ``last_hidden`` returns the residual stream after a given decoder layer at the prompt's last token
-(the generation cue, where the model has read the whole request and is about to answer): the features of a linear
-probe (``judging.intent``). The forward pass stops after that layer.
+**Hidden states.** ``hidden_features`` returns the residual stream after given decoder layers, read one or several
+ways (``pool``): at the prompt's last token (``last``: the generation cue, where the model has read the whole request
+and is about to answer), or averaged (``mean``) or maximised per dimension (``max``) over the positions from ``skip``
+on (a prompt's shared opening, whose first tokens carry outsized "attention sink" states, left out). These are the
+features of the linear probes (``judging.linear_probe``). The forward pass stops after the deepest layer asked.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from iteralign.models.hf_prefill import batch_cache, common_prefix_len, prefix_kv
 from iteralign.models.hf_scoring import token_batches
@@ -87,24 +89,30 @@ class _Stop(Exception):
     """Raised by a forward hook to end the forward pass once the wanted layer has run."""
 
 
-def last_hidden(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int | Sequence[int],
-                batch_size: int) -> list[list[float]]:
-    """Per prompt, the float32 output of decoder layer ``layer`` (1-based: ``hidden_states[layer]`` in transformers'
-    numbering) at the last token, or of several layers side by side (in the order given); layers after the deepest
-    are not run."""
+#: How a probe reads a layer's states: at the last token, or pooled over the positions from ``skip`` on.
+Pool = Literal["last", "mean", "max"]
+
+
+def hidden_features(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int | Sequence[int],
+                    batch_size: int, pool: Sequence[Pool] = ("last",), skip: int = 0) -> list[list[float]]:
+    """Per prompt, float32 features from the output of decoder layer ``layer`` (1-based: ``hidden_states[layer]`` in
+    transformers' numbering) or of several layers: for each way in ``pool`` (in order), the layers side by side (in the
+    order given). ``mean`` and ``max`` read the prompt's positions from ``skip`` on (all of them when it is shorter);
+    layers after the deepest are not run."""
     import torch
 
     layers = model.get_decoder().layers
     wanted = [layer] if isinstance(layer, int) else list(layer)
     if not wanted or not all(1 <= n <= len(layers) for n in wanted):
         raise ValueError(f"layer {layer} out of range: the model has {len(layers)} decoder layers")
+    if not pool or any(way not in ("last", "mean", "max") for way in pool):
+        raise ValueError(f"pool {list(pool)}: each must be one of last, mean, max")
     captured: dict[int, Any] = {}
     deepest = max(wanted)
 
     def hook_for(n: int) -> Any:
         def hook(_module: Any, _inputs: Any, output: Any) -> None:
-            hidden = output[0] if isinstance(output, tuple) else output
-            captured[n] = hidden[:, -1].float().cpu()
+            captured[n] = (output[0] if isinstance(output, tuple) else output).float().cpu()
             if n == deepest:
                 raise _Stop
         return hook
@@ -126,10 +134,29 @@ def last_hidden(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int
                           position_ids=positions.to(model.device))
             except _Stop:
                 pass
-            rows = torch.cat([captured[n] for n in wanted], dim=-1)
+            window = _pool_window(mask, positions, skip)
+            rows = torch.cat([_pooled(captured[n], way, window) for way in pool for n in wanted], dim=-1)
             for i, row in zip(batch, rows):
                 out[i] = row.tolist()
     finally:
         for handle in handles:
             handle.remove()
     return out
+
+
+def _pool_window(mask: Any, positions: Any, skip: int) -> Any:
+    """Which positions of each left-padded row ``mean`` and ``max`` read: the real tokens from position ``skip`` on,
+    or all the real tokens of a row no longer than ``skip``."""
+    window = mask.bool() & (positions >= skip)
+    short = ~window.any(-1)
+    return window | (short[:, None] & mask.bool())
+
+
+def _pooled(hidden: Any, way: str, window: Any) -> Any:
+    """One layer's ``(rows, positions, width)`` states read as ``way`` over ``window``: ``(rows, width)``."""
+    if way == "last":
+        return hidden[:, -1]
+    if way == "mean":
+        w = window[..., None].to(hidden.dtype)
+        return (hidden * w).sum(1) / w.sum(1)
+    return hidden.masked_fill(~window[..., None], float("-inf")).amax(1)
