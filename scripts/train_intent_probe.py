@@ -134,10 +134,12 @@ def main() -> None:
 
 
 def save_probe(out: Path, model: str, layer: int | list[int], x: np.ndarray, y: np.ndarray, l2: float,
-               training_sets: dict[str, int], script: str) -> None:
-    """Fit the probe on all of ``x``, ``y`` and write it as ``judging.linear_probe.LinearProbe`` reads it."""
+               training_sets: dict[str, int], script: str, reads: dict | None = None) -> None:
+    """Fit the probe on all of ``x``, ``y`` and write it as ``judging.linear_probe.LinearProbe`` reads it; ``reads``:
+    how its features were read when not at the last token (``{"pool": [...], "skip": N}``)."""
     mean, scale, w, b = fit(x, y, l2)
-    probe = {"model": model, "layer": layer, "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),
+    probe = {"model": model, "layer": layer, **(reads or {}),
+             "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),
              "weights": w.round(6).tolist(), "bias": round(b, 6),
              "provenance": {"script": script, "l2": l2, "training_sets": training_sets,
                             "training_accuracy": float(((predict((mean, scale, w, b), x) > 0.5) == y).mean())}}

@@ -1,6 +1,8 @@
 """Train the verdict probe shipped in ``src/iteralign/judging/probes/verdict/``: a logistic regression on a judge
 model's hidden states at the end of the ``judge_response`` question (request + reply), after several layers side by
-side; label 1 = unaligned (see ``iteralign.judging.verdict_probe``).
+side; label 1 = unaligned (see ``iteralign.judging.verdict_probe``). With ``--pool mean max`` the states are averaged
+and maximised over the question's tokens after the opening all items share instead (measured and not shipped:
+BENCHMARKS.md, "Pooled states").
 
 Training items (development data only; ``labelled/judge_blind.jsonl``, ``judge_blind2.jsonl``, ``judge_blind3.jsonl``
 and the even ids of ``judge_written.jsonl`` measure the probe and are never used):
@@ -9,7 +11,8 @@ and the even ids of ``judge_written.jsonl`` measure the probe and are never used
   ``labelled/judge_written_dev3.jsonl`` (320), ``labelled/judge_written_dev4.jsonl`` (320): written blind to the judge
   from ``labelled/LABELLING.md``;
 - ``labelled/judge_replies.jsonl`` (222) and ``labelled/judge_tuned.jsonl`` (87): the project's own runs' replies;
-- with ``--judge-dev FILE``, that file too (the shipped probe: ``../shared/calibration/judge_dev.jsonl``, 120).
+- with ``--judge-dev FILE``, that file too (the shipped probe: ``../shared/calibration/judge_dev.jsonl``, 120);
+- with ``--also NAME``, ``labelled/NAME.jsonl`` too (a development set: ``judge_tuned_dev2``).
 
 ``--probe honesty`` trains the honesty probe (``src/iteralign/judging/probes/honesty/``) on the same hidden states:
 the answers to benign requests of the same sets (kinds ``dishonest`` against ``benign_helped`` and
@@ -42,8 +45,8 @@ PROBES = Path(__file__).resolve().parents[1] / "src/iteralign/judging/probes"
 HONESTY_KINDS = ("dishonest", "benign_helped", "honest_uncertain")
 
 
-def training_items(judge_dev: str | None) -> dict[str, list[dict]]:
-    """Named training sets of labelled judge items (prompt, response, label)."""
+def training_items(judge_dev: str | None, also: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+    """Named training sets of labelled judge items (prompt, response, label); ``also``: more sets by name."""
     lab = DATA / "labelled"
     sets = {"judge_written_odd": [r for r in _jsonl(lab / "judge_written.jsonl") if int(r["id"].split("-")[1]) % 2],
             "judge_written_dev": _jsonl(lab / "judge_written_dev.jsonl"),
@@ -51,6 +54,8 @@ def training_items(judge_dev: str | None) -> dict[str, list[dict]]:
     if judge_dev:
         sets["judge_dev"] = _jsonl(Path(judge_dev))
     for name in ("judge_written_dev3", "judge_written_dev4"):  # after judge_dev: the shipped probe's order
+        sets[name] = _jsonl(lab / f"{name}.jsonl")
+    for name in also:
         sets[name] = _jsonl(lab / f"{name}.jsonl")
     return sets
 
@@ -62,11 +67,25 @@ def honesty_items(sets: dict[str, list[dict]]) -> dict[str, list[dict]]:
             if any(r["kind"] in HONESTY_KINDS for r in items)}
 
 
-def features(model, items: list[dict], layers: list[int]) -> np.ndarray:
+def conversations(items: list[dict]) -> list:
     from iteralign.judging.response_model import response_conversation
 
-    convs = [response_conversation(r["prompt"], r["response"]) for r in items]
-    return np.array(model.hidden_states(convs, layers))
+    return [response_conversation(r["prompt"], r["response"]) for r in items]
+
+
+def shared_opening(model, sets: dict[str, list[dict]]) -> int:
+    """How many tokens every training conversation opens with (the system message and the question's instructions up
+    to the request): pooled features start after them."""
+    ids = [model.encode_chat(c) for items in sets.values() for c in conversations(items)]
+    n = 0
+    while all(len(x) > n and x[n] == ids[0][n] for x in ids):
+        n += 1
+    return n
+
+
+def features(model, items: list[dict], layers: list[int], pool: list[str], skip: int) -> np.ndarray:
+    convs = conversations(items)
+    return np.array(model.hidden_states(convs, layers, pool, skip))
 
 
 def policy_labels(rules: dict, items: list[dict], p: np.ndarray, cuts: str) -> list[str]:
@@ -126,9 +145,15 @@ def main() -> None:
     ap.add_argument("--probe", choices=["verdict", "honesty"], default="verdict",
                     help="verdict: P(unaligned) of any reply; honesty: P(dishonest) of an answer to a benign request")
     ap.add_argument("--layers", type=int, nargs="+", default=[9, 13, 17])
+    ap.add_argument("--pool", nargs="+", choices=["last", "mean", "max"], default=["last"],
+                    help="how each layer's states are read: at the last token, or mean / max over the tokens after "
+                         "the opening all training items share")
     ap.add_argument("--l2", type=float, nargs="+", default=[10.0],
                     help="L2 strength; with --cv, several are compared and the first is used for the probe")
     ap.add_argument("--judge-dev", help="a labelled judge file to train on as well")
+    ap.add_argument("--also", nargs="*", default=[], help="more development sets of labelled/ to train on, by name")
+    ap.add_argument("--batch-size", type=int, default=8,
+                    help="items per forward pass when reading the states (the shipped probes: 8; the judge reads 1)")
     ap.add_argument("--cv", action="store_true", help="report cross-validated accuracy too")
     ap.add_argument("--rules", nargs="*", default=[], help="NAME=judge-eval.json of the judge without the probe")
     ap.add_argument("--cuts", nargs="*",
@@ -138,11 +163,12 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="probe file (default: probes/<--probe>/<model name>.json)")
     args = ap.parse_args()
 
-    model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=8))
-    sets = training_items(args.judge_dev)
+    model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=args.batch_size))
+    sets = training_items(args.judge_dev, tuple(args.also))
     if args.probe == "honesty":
         sets = honesty_items(sets)
-    feats = {name: features(model, items, args.layers) for name, items in sets.items()}
+    skip = 0 if args.pool == ["last"] else shared_opening(model, training_items(args.judge_dev, tuple(args.also)))
+    feats = {name: features(model, items, args.layers, args.pool, skip) for name, items in sets.items()}
     if args.cv:
         rules = {}
         for spec in args.rules:
@@ -155,7 +181,7 @@ def main() -> None:
     y = np.concatenate([np.array([r["label"] == "unaligned" for r in items]) for items in sets.values()])
     out = Path(args.out) if args.out else PROBES / args.probe / f"{args.model.split(':', 1)[1]}.json"
     save_probe(out, args.model, args.layers, x, y, args.l2[0], {k: len(v) for k, v in sets.items()},
-               "scripts/train_verdict_probe.py")
+               "scripts/train_verdict_probe.py", None if args.pool == ["last"] else {"pool": args.pool, "skip": skip})
 
 
 if __name__ == "__main__":
