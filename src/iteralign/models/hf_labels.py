@@ -108,11 +108,13 @@ def hidden_features(model: Any, tokenizer: Any, prompts: list[list[int]], layer:
     if not pool or any(way not in ("last", "mean", "max") for way in pool):
         raise ValueError(f"pool {list(pool)}: each must be one of last, mean, max")
     captured: dict[int, Any] = {}
+    window: list[Any] = [None]  # the batch's pooling window, on the model's device
     deepest = max(wanted)
 
     def hook_for(n: int) -> Any:
-        def hook(_module: Any, _inputs: Any, output: Any) -> None:
-            captured[n] = (output[0] if isinstance(output, tuple) else output).float().cpu()
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:  # pooled where the states are: only rows move
+            hidden = output[0] if isinstance(output, tuple) else output
+            captured[n] = {way: _pooled(hidden, way, window[0]).float().cpu() for way in set(pool)}
             if n == deepest:
                 raise _Stop
         return hook
@@ -128,14 +130,14 @@ def hidden_features(model: Any, tokenizer: Any, prompts: list[list[int]], layer:
             mask = enc["attention_mask"]
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             captured.clear()
+            window[0] = _pool_window(mask, positions, skip).to(model.device)
             try:
                 with torch.inference_mode():
                     model(input_ids=enc["input_ids"].to(model.device), attention_mask=mask.to(model.device),
                           position_ids=positions.to(model.device))
             except _Stop:
                 pass
-            window = _pool_window(mask, positions, skip)
-            rows = torch.cat([_pooled(captured[n], way, window) for way in pool for n in wanted], dim=-1)
+            rows = torch.cat([captured[n][way] for way in pool for n in wanted], dim=-1)
             for i, row in zip(batch, rows):
                 out[i] = row.tolist()
     finally:
@@ -153,10 +155,11 @@ def _pool_window(mask: Any, positions: Any, skip: int) -> Any:
 
 
 def _pooled(hidden: Any, way: str, window: Any) -> Any:
-    """One layer's ``(rows, positions, width)`` states read as ``way`` over ``window``: ``(rows, width)``."""
+    """One layer's ``(rows, positions, width)`` states read as ``way`` over ``window``: ``(rows, width)``; a mean is
+    taken in float32."""
     if way == "last":
         return hidden[:, -1]
     if way == "mean":
-        w = window[..., None].to(hidden.dtype)
-        return (hidden * w).sum(1) / w.sum(1)
+        w = window[..., None].float()
+        return (hidden.float() * w).sum(1) / w.sum(1)
     return hidden.masked_fill(~window[..., None], float("-inf")).amax(1)
