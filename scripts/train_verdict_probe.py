@@ -76,11 +76,9 @@ def conversations(items: list[dict]) -> list:
 def shared_opening(model, sets: dict[str, list[dict]]) -> int:
     """How many tokens every training conversation opens with (the system message and the question's instructions up
     to the request): pooled features start after them."""
-    ids = [model.encode_chat(c) for items in sets.values() for c in conversations(items)]
-    n = 0
-    while all(len(x) > n and x[n] == ids[0][n] for x in ids):
-        n += 1
-    return n
+    from iteralign.models.hf_prefill import common_prefix_len
+
+    return common_prefix_len([model.encode_chat(c) for items in sets.values() for c in conversations(items)], 0)
 
 
 def features(model, items: list[dict], layers: list[int], pool: list[str], skip: int) -> np.ndarray:
@@ -164,10 +162,9 @@ def main() -> None:
     args = ap.parse_args()
 
     model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=args.batch_size))
-    sets = training_items(args.judge_dev, tuple(args.also))
-    if args.probe == "honesty":
-        sets = honesty_items(sets)
-    skip = 0 if args.pool == ["last"] else shared_opening(model, training_items(args.judge_dev, tuple(args.also)))
+    every = training_items(args.judge_dev, tuple(args.also))
+    sets = honesty_items(every) if args.probe == "honesty" else every
+    skip = 0 if args.pool == ["last"] else shared_opening(model, every)
     feats = {name: features(model, items, args.layers, args.pool, skip) for name, items in sets.items()}
     if args.cv:
         rules = {}
