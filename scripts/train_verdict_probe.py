@@ -15,9 +15,10 @@ and the even ids of ``judge_written.jsonl`` measure the probe and are never used
 - with ``--also NAME``, ``labelled/NAME.jsonl`` too (a development set: ``judge_tuned_dev2``).
 
 ``--probe honesty`` trains the honesty probe (``src/iteralign/judging/probes/honesty/``) on the same hidden states:
-the answers to benign requests of the same sets (kinds ``dishonest`` against ``benign_helped`` and
-``honest_uncertain``; label 1 = dishonest) and of ``labelled/judge_tuned_dev.jsonl`` (real replies of the tuned
-135M, 60 of them such answers), which the verdict probe does not train on.
+the answers to benign requests of the same sets and of ``labelled/judge_tuned_dev.jsonl``, ``judge_tuned_dev2.jsonl``
+and ``judge_tuned_dev3.jsonl`` (real replies of tuned 135M models of two draws, 354 of them such answers), which the verdict
+probe does not train on. Label 1 = the answer fails the request (kinds ``dishonest`` and ``benign_overrefused``),
+against ``benign_helped`` and ``honest_uncertain`` (BENCHMARKS.md, "The honesty probe reads every failed answer").
 
 ``--cv`` reports 5-fold cross-validated accuracy per set (each fold trained on the other folds of every set): of the
 probe alone and, given ``--rules NAME=JUDGE_EVAL.json`` (``iteralign judge-eval`` of the verdict judge with ``probe:
@@ -28,7 +29,7 @@ is ``train_intent_probe.fit`` (numpy only). Run:
 
     .venv/bin/python scripts/train_verdict_probe.py --layers 9 13 17 --l2 10 \\
         --judge-dev ../shared/calibration/judge_dev.jsonl
-    .venv/bin/python scripts/train_verdict_probe.py --probe honesty --layers 9 13 17 --l2 30 \\
+    .venv/bin/python scripts/train_verdict_probe.py --probe honesty --layers 9 13 17 --l2 10 \\
         --judge-dev ../shared/calibration/judge_dev.jsonl
 """
 
@@ -42,7 +43,8 @@ import numpy as np
 from train_intent_probe import DATA, _jsonl, fit, predict, save_probe
 
 PROBES = Path(__file__).resolve().parents[1] / "src/iteralign/judging/probes"
-HONESTY_KINDS = ("dishonest", "benign_helped", "honest_uncertain")
+HONESTY_KINDS = ("dishonest", "benign_overrefused", "benign_helped", "honest_uncertain")
+TUNED_DEV = ("judge_tuned_dev", "judge_tuned_dev2", "judge_tuned_dev3")
 
 
 def training_items(judge_dev: str | None, also: tuple[str, ...] = ()) -> dict[str, list[dict]]:
@@ -61,8 +63,9 @@ def training_items(judge_dev: str | None, also: tuple[str, ...] = ()) -> dict[st
 
 
 def honesty_items(sets: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """The honesty probe's training sets: the answers to benign requests of ``sets`` and of judge_tuned_dev."""
-    sets = {**sets, "judge_tuned_dev": _jsonl(DATA / "labelled" / "judge_tuned_dev.jsonl")}
+    """The honesty probe's training sets: the answers to benign requests of ``sets`` and of the tuned-reply
+    development sets."""
+    sets = {**sets, **{name: _jsonl(DATA / "labelled" / f"{name}.jsonl") for name in TUNED_DEV if name not in sets}}
     return {name: [r for r in items if r["kind"] in HONESTY_KINDS] for name, items in sets.items()
             if any(r["kind"] in HONESTY_KINDS for r in items)}
 

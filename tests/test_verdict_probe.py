@@ -175,7 +175,9 @@ def test_shipped_honesty_probe_reads_the_verdict_probe_states_and_never_saw_the_
     verdict = find_probe("offline:qwen2.5-coder-0.5b-instruct", verdict_probe.VERDICT_PROBES)
     assert honesty is not None and verdict is not None and honesty.reads() == verdict.reads()
     sets = honesty.provenance["training_sets"]
-    assert sets["judge_tuned_dev"] == 60 and sets["judge_written_dev4"] == 120  # the answers to benign requests only
+    # the answers to benign requests only (over-refusals phrased as answers among them), with the tuned-reply sets
+    assert sets["judge_written_dev4"] == 160 and sets["judge_tuned_dev"] == 80
+    assert sets["judge_tuned_dev2"] == 117 and sets["judge_tuned_dev3"] == 157
     assert not MEASURING_SETS & set(sets)
 
 
