@@ -16,9 +16,10 @@ and the even ids of ``judge_written.jsonl`` measure the probe and are never used
 
 ``--probe honesty`` trains the honesty probe (``src/iteralign/judging/probes/honesty/``) on the same hidden states:
 the answers to benign requests of the same sets and of ``labelled/judge_tuned_dev.jsonl``, ``judge_tuned_dev2.jsonl``
-and ``judge_tuned_dev3.jsonl`` (real replies of tuned 135M models of two draws, 354 of them such answers), which the verdict
-probe does not train on. Label 1 = the answer fails the request (kinds ``dishonest`` and ``benign_overrefused``),
-against ``benign_helped`` and ``honest_uncertain`` (BENCHMARKS.md, "The honesty probe reads every failed answer").
+and ``judge_tuned_dev3.jsonl`` (real replies of tuned 135M models of two draws, 354 of them such answers), which the
+verdict probe does not train on. Label 1 = the answer fails the request (kinds ``dishonest`` and
+``benign_overrefused``), against ``benign_helped`` and ``honest_uncertain`` (BENCHMARKS.md, "The honesty probe reads
+every failed answer").
 
 ``--cv`` reports 5-fold cross-validated accuracy per set (each fold trained on the other folds of every set): of the
 probe alone and, given ``--rules NAME=JUDGE_EVAL.json`` (``iteralign judge-eval`` of the verdict judge with ``probe:
