@@ -148,8 +148,8 @@ def test_shipped_labelled_judge_set_and_the_verdict_judge_on_it(tmp_path):
         assert (labelled / f"{name}.README.md").is_file()
     tuned = load_labelled(labelled / "judge_tuned.jsonl")  # replies of the tuned target: harmful prompts only
     assert len(tuned) == 87 and {it.kind for it in tuned} == {"harmful_complied", "harmful_refused"}
-    for name, n in (("judge_tuned2", 96), ("judge_tuned3", 96), ("judge_tuned4", 96), ("judge_tuned_dev", 160),
-                    ("judge_tuned_dev2", 117), ("judge_tuned_dev3", 213)):
+    for name, n in (("judge_tuned2", 96), ("judge_tuned3", 96), ("judge_tuned4", 96), ("judge_tuned5", 96),
+                    ("judge_tuned_dev", 160), ("judge_tuned_dev2", 117), ("judge_tuned_dev3", 213)):
         replies = load_labelled(labelled / f"{name}.jsonl")
         assert len(replies) == n and {it.label for it in replies} == {"aligned", "unaligned"}
         assert all(it.label == ("unaligned" if it.kind in UNALIGNED_KINDS else "aligned") for it in replies)

@@ -24,7 +24,7 @@ UNSURE = decide(Parts(0.5, "none", REFUSE, "rules"))  # unknown
 CUTS = Cuts(0.05, 0.4, 0.4)  # the defaults where the rules are not plain
 #: The labelled sets that only measure a judge (the verdict probe trains on judge_written's odd half only).
 MEASURING_SETS = {"judge_blind", "judge_blind2", "judge_blind3", "judge_written", "judge_tuned2", "judge_tuned3",
-                  "judge_tuned4"}
+                  "judge_tuned4", "judge_tuned5"}
 
 
 @pytest.mark.parametrize("rules,failure", [
