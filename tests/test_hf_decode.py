@@ -98,11 +98,38 @@ def test_packed_linears_keep_bf16_logits_and_skip_float32(smol_path: Path):
 
     plain = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.bfloat16).eval()
     packed = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.bfloat16).eval()
-    assert pack_linears(packed) == 7 * plain.config.num_hidden_layers + 1  # q k v o gate up down, and the head
+    expected = 7 * plain.config.num_hidden_layers + 1  # q k v o gate up down, and the head
+    assert pack_linears(packed) == (expected if _cpu_packs_bf16() else 0)
     ids = torch.tensor([[1, 504, 3458, 314, 260, 1345, 30], [1, 28, 16, 85, 2, 2, 2]])
     with torch.inference_mode():
         assert torch.equal(packed(input_ids=ids).logits, plain(input_ids=ids).logits)
     assert pack_linears(AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)) == 0
+
+
+def _cpu_packs_bf16() -> bool:
+    """Whether oneDNN packs a bf16 weight on this CPU (it needs AVX-512 or AVX-NE-CONVERT; an AVX2 CPU raises)."""
+    import torch
+
+    try:
+        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(8, 8, dtype=torch.bfloat16), 16)
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_a_cpu_that_cannot_pack_bf16_weights_keeps_the_plain_layers(monkeypatch):
+    """On a CPU without AVX-512 the packing op exists but raises: the model is left as it was and still runs."""
+    import torch
+
+    from iteralign.models.hf_linear import pack_linears
+
+    def refuse(weight, rows):
+        raise RuntimeError("mkldnn_reorder_linear_weight: bf16 path needs the cpu support avx_ne_convert or avx512bw")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", refuse)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4)).to(torch.bfloat16)
+    assert pack_linears(model) == 0
+    assert type(model[0]) is torch.nn.Linear and model(torch.ones(2, 8, dtype=torch.bfloat16)).shape == (2, 4)
 
 
 def test_streamed_pieces_are_the_greedy_answer(smol_hf):

@@ -9,8 +9,8 @@ reordered once into its blocked layout. This is what ``torch.compile``'s CPU bac
 
 ``pack_linears(model)`` swaps every ``nn.Linear`` of an inference model for a ``PackedLinear`` holding the packed
 weight (and the bias); the original weight is dropped unless something else holds it (a tied input embedding).
-It is applied only to bfloat16 models on CPU, only when the ops exist and a probe product matches ``F.linear``
-exactly; otherwise the model is left as it is. Training never sees a packed model (the SFT stage loads its own).
+It is applied only to bfloat16 models on CPU, only when the ops exist, accept the weight (not on a CPU without
+AVX-512 or AVX-NE-CONVERT) and a probe product matches ``F.linear`` exactly; otherwise the model is left as it is. Training never sees a packed model (the SFT stage loads its own).
 """
 
 from __future__ import annotations
@@ -66,10 +66,15 @@ def _module_class() -> type:
 
 
 def _probe(cls: type, linear: Any) -> bool:
-    """True when the packed product equals ``F.linear`` bit for bit on a few random rows (1 and 16 of them)."""
+    """True when the packed product equals ``F.linear`` bit for bit on a few random rows (1 and 16 of them); False
+    when oneDNN refuses to pack at all (its bf16 path needs AVX-512 or AVX-NE-CONVERT: on an AVX2-only CPU the ops
+    exist and raise)."""
     import torch
 
-    packed = cls(linear)
+    try:
+        packed = cls(linear)
+    except RuntimeError:
+        return False
     with torch.inference_mode():
         for rows in (1, ROWS_HINT):
             x = torch.randn(rows, linear.in_features, dtype=linear.weight.dtype)
