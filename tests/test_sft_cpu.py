@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from iteralign.stages.denormals import flush_denormals  # noqa: E402
 from iteralign.stages.sft_loss import answer_logprobs  # noqa: E402
 from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, checkpointing_args  # noqa: E402
+from iteralign.stages.sft_model import training_bf16  # noqa: E402
 
 
 def test_checkpointing_is_passed_under_the_names_the_installed_trainer_knows():
@@ -26,6 +27,19 @@ def test_checkpointing_is_passed_under_the_names_the_installed_trainer_knows():
     for config in (SFTConfig, DPOConfig):  # whatever is installed accepts what we pass
         args = config(output_dir="unused", use_cpu=True, **checkpointing_args(config, True))
         assert args.gradient_checkpointing is True
+
+
+@pytest.mark.parametrize("native,asked,trains", [(True, True, True), (False, True, False), (False, False, False),
+                                                 (True, False, False)])
+def test_bf16_is_trained_as_asked_except_on_a_cpu_without_bf16(monkeypatch, caplog, native, asked, trains):
+    """``sft.bf16`` on a CPU without native bf16 (AVX2) trains in float32 and says so; elsewhere as asked."""
+    from iteralign.models import hf_linear
+
+    monkeypatch.setattr(hf_linear, "native_bf16", lambda: native)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("WARNING", logger="iteralign.stages.sft_model"):
+        assert training_bf16(asked) is trains
+    assert ("training in float32" in caplog.text) is (asked and not native)
 
 
 def test_denormals_are_flushed_inside_the_block_only():

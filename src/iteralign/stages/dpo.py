@@ -70,36 +70,38 @@ def train_dpo(job: DPOJob) -> dict:
     from iteralign.progress import mode as progress_mode
     from iteralign.stages.sft_callbacks import StepTimer, log_lines
     from iteralign.stages.sft_guard import check_disk, resume_point
-    from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, checkpointing_args, load_model, peft_config
+    from iteralign.stages.sft_model import (adapter_inputs_in_compute_dtype, checkpointing_args, load_model, peft_config,
+                                            training_bf16)
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
     from iteralign.tracking import trainer_reporting
 
     out, cfg = Path(job.out_dir), job.cfg
     final, ckpt_dir = out / "adapter", out / "checkpoints"
     out.mkdir(parents=True, exist_ok=True)
-    check_disk(out, job.base, "lora", cfg.bf16)
+    bf16 = training_bf16(cfg.bf16)
+    check_disk(out, job.base, "lora", bf16)
     tokenizer = load_tokenizer(job.base, job.chat_template, job.trust_remote_code)
     dataset = pairs_dataset(job.pairs, tokenizer, end_of_turn_ids(job.base, tokenizer), out / "pairs")
     reporting, trackers = trainer_reporting(cfg.report_to, out)  # sft.report_to: DPO curves go to the same tracker
     args = DPOConfig(
         output_dir=str(ckpt_dir), num_train_epochs=job.dpo.epochs, per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=job.dpo.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, bf16=cfg.bf16, max_length=cfg.max_length,
+        lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, bf16=bf16, max_length=cfg.max_length,
         beta=job.dpo.beta, **loss_terms(job.dpo), precompute_ref_log_probs=True,
         **checkpointing_args(DPOConfig, cfg.gradient_checkpointing), save_strategy="epoch", save_total_limit=1,
         logging_steps=1, seed=job.seed, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, **reporting,
     )
     timer = StepTimer()
-    trainer = trainer_class()(model=load_model(job), ref_model=None, args=args, train_dataset=dataset,
+    trainer = trainer_class()(model=load_model(job, bf16), ref_model=None, args=args, train_dataset=dataset,
                               processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer, *trackers])
-    adapter_inputs_in_compute_dtype(trainer.model, cfg.bf16)
+    adapter_inputs_in_compute_dtype(trainer.model, bf16)
     log_lines(trainer, "dpo")
     started = time.time()
     resume = resume_point(ckpt_dir)
     result = trainer.train(resume_from_checkpoint=resume)
     logs = [h for h in trainer.state.log_history if "loss" in h]
-    stats = {"pairs": len(job.pairs), "steps": result.global_step, "train_loss": result.training_loss,
+    stats = {"pairs": len(job.pairs), "steps": result.global_step, "bf16": bf16, "train_loss": result.training_loss,
              "seconds": round(time.time() - started, 2), "step_seconds": round(timer.seconds, 2),
              "resumed": resume is not None, "losses": [h["loss"] for h in logs],
              "reward_margins": [h.get("rewards/margins") for h in logs],

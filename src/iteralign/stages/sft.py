@@ -55,19 +55,21 @@ def train(job: SFTJob) -> dict:
     from iteralign.stages.sft_callbacks import StepTimer, log_lines
     from iteralign.stages.sft_guard import check_disk, resume_point
     from iteralign.stages.sft_loss import answer_loss_trainer
-    from iteralign.stages.sft_model import adapter_inputs_in_compute_dtype, checkpointing_args, load_model, peft_config
+    from iteralign.stages.sft_model import (adapter_inputs_in_compute_dtype, checkpointing_args, load_model, peft_config,
+                                            training_bf16)
     from iteralign.stages.sft_save import expected_lora_keys, save_complete
     from iteralign.tracking import trainer_reporting
 
     ckpt_dir = out / "checkpoints"
-    check_disk(out, job.base, job.cfg.method, job.cfg.bf16)  # fail now, not at the last checkpoint
+    bf16 = training_bf16(job.cfg.bf16)
+    check_disk(out, job.base, job.cfg.method, bf16)  # fail now, not at the last checkpoint
     tokenizer = load_tokenizer(job.base, job.chat_template, job.trust_remote_code)
     reporting, trackers = trainer_reporting(job.cfg.report_to, out)  # sft.report_to; a missing package fails now
     args = TRLConfig(
         output_dir=str(ckpt_dir), num_train_epochs=job.cfg.epochs, per_device_train_batch_size=job.cfg.batch_size,
         gradient_accumulation_steps=job.cfg.grad_accum, learning_rate=job.cfg.learning_rate,
         lr_scheduler_type=job.cfg.lr_scheduler, warmup_steps=job.cfg.warmup_ratio,  # a float < 1 is a ratio
-        bf16=job.cfg.bf16, **checkpointing_args(TRLConfig, job.cfg.gradient_checkpointing),
+        bf16=bf16, **checkpointing_args(TRLConfig, job.cfg.gradient_checkpointing),
         max_length=job.cfg.max_length, packing=job.cfg.packing, completion_only_loss=True, save_strategy="epoch",
         save_total_limit=1, logging_steps=1, **reporting, seed=job.seed, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=progress_mode() != "bar", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
@@ -75,16 +77,16 @@ def train(job: SFTJob) -> dict:
     timer = StepTimer()
     dataset = to_dataset(job.examples, tokenizer, end_of_turn_ids(job.base, tokenizer))
     trainer_cls = answer_loss_trainer(SFTTrainer)  # loss on answer tokens only, in chunks, no padding: sft_loss
-    trainer = trainer_cls(model=load_model(job), args=args, train_dataset=dataset,
+    trainer = trainer_cls(model=load_model(job, bf16), args=args, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config(job), callbacks=[timer])
-    adapter_inputs_in_compute_dtype(trainer.model, job.cfg.bf16)
+    adapter_inputs_in_compute_dtype(trainer.model, bf16)
     log_lines(trainer, "sft")
     for callback in trackers:
         trainer.add_callback(callback)
     started = time.time()
     resume = resume_point(ckpt_dir)  # the newest complete checkpoint: a kill may have cut the last save short
     result = trainer.train(resume_from_checkpoint=resume)
-    stats = {"examples": len(job.examples), "steps": result.global_step, "train_loss": result.training_loss,
+    stats = {"examples": len(job.examples), "steps": result.global_step, "bf16": bf16, "train_loss": result.training_loss,
              "seconds": round(time.time() - started, 2), "resumed": resume is not None,
              "processes": trainer.accelerator.num_processes,
              "tokens_per_second": _tokens_per_second(trainer, time.time() - started),
