@@ -46,6 +46,14 @@ def _packable(module: Any) -> bool:
             and module.weight.device.type == "cpu")
 
 
+def _hold(module: Any, linear: Any, name: str, weight: Any, bias: Any) -> None:
+    """Give a swapped-in layer ``linear``'s sizes, its weight as buffer ``name`` and ``bias`` as buffer ``bias``
+    (left out of a state dict: a swapped model is for inference and never saved)."""
+    module.in_features, module.out_features = linear.in_features, linear.out_features
+    module.register_buffer(name, weight, persistent=False)
+    module.register_buffer("bias", None if bias is None else bias.detach(), persistent=False)
+
+
 @functools.cache
 def _module_class() -> type:
     """The ``PackedLinear`` module class, defined on first use so that importing this module does not import torch."""
@@ -56,12 +64,8 @@ def _module_class() -> type:
 
         def __init__(self, linear: torch.nn.Linear):
             super().__init__()
-            self.in_features, self.out_features = linear.in_features, linear.out_features
-            weight = linear.weight.detach()
-            self.register_buffer("packed", torch.ops.mkldnn._reorder_linear_weight(weight, ROWS_HINT),
-                                 persistent=False)
-            bias = None if linear.bias is None else linear.bias.detach()
-            self.register_buffer("bias", bias, persistent=False)
+            _hold(self, linear, "packed", torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), ROWS_HINT),
+                  linear.bias)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             flat = x.reshape(-1, self.in_features).contiguous()
@@ -84,13 +88,11 @@ def _float32_class() -> type:
 
         def __init__(self, linear: torch.nn.Linear):
             super().__init__()
-            self.in_features, self.out_features = linear.in_features, linear.out_features
-            self.register_buffer("weight32", linear.weight.detach().float(), persistent=False)
-            bias = None if linear.bias is None else linear.bias.detach().float()
-            self.register_buffer("bias32", bias, persistent=False)
+            _hold(self, linear, "weight32", linear.weight.detach().float(),
+                  None if linear.bias is None else linear.bias.float())
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.nn.functional.linear(x.float(), self.weight32, self.bias32).to(x.dtype)
+            return torch.nn.functional.linear(x.float(), self.weight32, self.bias).to(x.dtype)
 
         def extra_repr(self) -> str:
             return f"in_features={self.in_features}, out_features={self.out_features}, float32"
