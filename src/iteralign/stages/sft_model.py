@@ -48,7 +48,7 @@ def training_bf16(asked: bool) -> bool:
     """Whether to train in bf16 (``sft.bf16``): as asked, except on a CPU without native bf16 (AVX2 only, no CUDA),
     where bf16 matmuls take a generic path several times slower than float32 (``models.hf_linear``; LoRA SFT of the
     135M: 136 non-padding tokens/s in float32, bf16 not done in 500 s on a Zen 3 EPYC): there it trains in float32,
-    which is also the more exact of the two, and says so once."""
+    which is also the more exact of the two, and says so in a warning each time it is asked (SFT, then DPO)."""
     import torch
 
     from iteralign.models.hf_linear import native_bf16
