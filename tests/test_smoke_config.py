@@ -30,6 +30,9 @@ def test_smoke_config_trains_an_adapter_that_changes_answers(tmp_path, smol_path
     cfg = load_config(REPO / "configs/smoke.yaml", [
         f"run.root={tmp_path}", f"run.cache_path={tmp_path / 'cache.sqlite'}", "stop.max_iterations=1",
         "redteam.sources=[{builtin: seeds, limit: 12}]", "sft.epochs=2", "sft.replay=2",
+        # as many benign look-alikes as harmful seeds: the gate reads the ASR only, and the whole contrast set's
+        # held-out quarter (65 prompts) would be answered twice for a figure this test does not check
+        "redteam.contrast=[{builtin: contrast, limit: 12}]",
         "eval.benchmarks=[redteam_asr]", "eval.max_new_tokens=24", "gate.regressions={redteam_asr: 0.0}"])
     run = run_loop(cfg)
     manifest = json.loads((run / "manifest.json").read_text())
