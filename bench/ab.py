@@ -21,6 +21,9 @@ tree's ``src`` first (the same venv and libraries). Before each round the roofli
 * ``score``: ``HFModel.loglikelihood`` on the first 100 TruthfulQA questions (MC1 + MC2 requests), bf16, batch 16
   -> token positions run per second (input-embedding hook, as bench/compare_lm_eval.py counts them).
 
+"bf16" in a ceiling is the bf16 path the tool takes on this CPU (``roofline.bf16_path``): on a CPU without native
+bf16 (AVX2 only) that is the float32 matmul and 4-byte weights, and the bound says so.
+
 ``--profile`` adds the top operators (``torch.profiler``, self CPU time) of one extra run of each workload.
 Writes bench/out/ab.json: per round and tree, the figure, its ceiling and fraction, CPU seconds, load average;
 and the new/base ratio of each round. Run:
@@ -202,14 +205,19 @@ PARAMS_OF = {"revise": 1_543_714_304, "revise1": 1_543_714_304, "long1": 1_543_7
 BATCH_OF = {"decode": 16, "revise": 8, "decode1": 1, "revise1": 1, "long1": 1}  # the decoding workloads' batch sizes
 
 
-def ceiling(work: str, lim: dict) -> tuple[float, str]:
-    """The bound of a workload's figure under the limits ``lim`` (same threads)."""
-    bf16, params = lim["matmul_bfloat16_gflops"] * 1e9, PARAMS_OF.get(work, PARAMS)
+def ceiling(work: str, lim: dict, native: bool = True) -> tuple[float, str]:
+    """The bound of a workload's figure under the limits ``lim`` (same threads), on the bf16 path the tool takes on
+    this CPU (``roofline.bf16_path``: float32 matmuls and 4-byte weights where bf16 is not native)."""
+    import roofline
+
+    gflops, width, path = roofline.bf16_path(lim, native)
+    flops, params, tag = gflops * 1e9, PARAMS_OF.get(work, PARAMS), "" if native else f", {path}"
     if work in BATCH_OF:
         batch = BATCH_OF[work]
-        memory, compute = lim["copy_gbs"] * 1e9 / (2 * params) * batch, bf16 / (2 * params)
-        return (memory, "memory") if memory < compute else (compute, "compute")
-    return (bf16 / (4 * PARAMS), "compute 4P") if work in ("sft", "dpo") else (bf16 / (2 * PARAMS), "compute 2P")
+        memory, compute = lim["copy_gbs"] * 1e9 / (width * params) * batch, flops / (2 * params)
+        return (memory, "memory" + tag) if memory < compute else (compute, "compute" + tag)
+    k = 4 if work in ("sft", "dpo") else 2
+    return flops / (k * PARAMS), f"compute {k}P{tag}"
 
 
 def run_worker(tree: Path, work: str, threads: int, profile: bool) -> dict:
@@ -248,14 +256,15 @@ def main() -> None:
     result = {"trees": {k: str(v) for k, v in trees.items()}, "threads": torch.get_num_threads(), "rounds": []}
     for r in range(args.rounds):
         limits = roofline.measure(argparse.Namespace(threads=args.threads, sizes=[512, 1024], repeats=5, copy_mb=256))
-        row = {"limits": limits["limits"], "load": limits["load_average_before_after"], "work": {}}
+        row = {"limits": limits["limits"], "native_bf16": limits["native_bf16"],
+               "load": limits["load_average_before_after"], "work": {}}
         for work in args.only:
             pair = {}
             order = ("base", "new") if r % 2 == 0 else ("new", "base")  # alternate who goes first
             for name in (n for n in order if n in trees):
                 res = run_worker(trees[name], work, args.threads, args.profile and r == 0)
                 if "figure" in res:
-                    bound, kind = ceiling(work, limits["limits"])
+                    bound, kind = ceiling(work, limits["limits"], limits["native_bf16"])
                     res |= {"ceiling": round(bound, 1), "bound": kind, "fraction": round(res["figure"] / bound, 4)}
                 pair[name] = res
                 print(f"round {r} {work:7} {name:4} " + (f"{res['figure']:9.1f} {res['unit']} = "

@@ -16,6 +16,11 @@ ab, whose figures carry the ceilings of their own rounds) is read back and its t
   fine-tuning, ``4 * params * tokens`` for LoRA (no weight gradients for the frozen base). Attention flops are left
   out (sequences here are < 1k tokens, where they are a few percent).
 
+A bf16 figure is set against the limits of the path the tool takes (``bf16_path``): on a CPU with native bf16
+(AVX-512 or newer) the bf16 matmul and 2-byte weights; on one without (AVX2 only), where the measured "bf16" matmul
+is a slow generic path the tool avoids, the float32 matmul and 4-byte weights (``models.hf_linear.Float32Linear``
+multiplies float32 copies of the weights; ``sft.bf16`` trains in float32 there).
+
 Writes bench/out/roofline.json and prints the table. Run:  .venv/bin/python bench/roofline.py [--threads 2]
 ``--reuse`` skips the measurement and only recomputes the fractions from an existing roofline.json.
 """
@@ -67,8 +72,18 @@ def copy_gbs(mb: int, repeats: int) -> float:
     return 2 * src.numel() * 4 / _timed(lambda: dst.copy_(src), repeats) / 1e9
 
 
+def bf16_path(lim: dict, native: bool) -> tuple[float, int, str]:
+    """The compute limit (GFLOP/s), bytes read per weight and a label for a bf16 figure under ``lim``: the bf16
+    matmul where the CPU has native bf16, else the float32 one the tool uses instead (see the module docstring)."""
+    if native:
+        return lim["matmul_bfloat16_gflops"], 2, "bf16"
+    return lim["matmul_float32_gflops"], 4, "bf16 as float32"
+
+
 def measure(args) -> dict:
     import torch
+
+    from iteralign.models.hf_linear import native_bf16
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,7 +94,7 @@ def measure(args) -> dict:
               "copy_gbs": copy_gbs(args.copy_mb, args.repeats)}
     return {"torch_threads": torch.get_num_threads(), "matmul_gflops_by_size": {"float32": fp32_each,
             "bfloat16": bf16_each}, "copy_mb": args.copy_mb,
-            "load_average_before_after": [load, os.getloadavg()[0]], "limits": limits}
+            "load_average_before_after": [load, os.getloadavg()[0]], "limits": limits, "native_bf16": native_bf16()}
 
 
 def _read(name: str) -> dict | None:
@@ -97,19 +112,19 @@ def _per_threads(lim: dict, threads: int, limit_threads: int) -> dict:
     return {k: v * threads / limit_threads for k, v in lim.items()}
 
 
-def decode_rows(lim: dict, limit_threads: int, generation: str = "generation") -> list[dict]:
+def decode_rows(lim: dict, limit_threads: int, generation: str = "generation", native: bool = True) -> list[dict]:
     """Generation tokens/s against ``bandwidth / bytes-per-step * batch`` (capped by compute)."""
     rows, gen = [], _read(generation)
     params = PARAMS["smollm2-135m"]
     if gen:
         lim = _per_threads(lim, gen["torch_threads"], limit_threads)
     for name, run in (gen or {}).get("runs", {}).items():
-        dtype = "bfloat16" if "bfloat16" in name else "float32"
-        width = 2 if dtype == "bfloat16" else 4
+        flops, width, path = (bf16_path(lim, native) if "bfloat16" in name
+                              else (lim["matmul_float32_gflops"], 4, "float32"))
         batch = run.get("batch_size", 1 if "naive" in name else gen["batch_size"])
         mem = lim["copy_gbs"] * 1e9 / (params * width) * batch
-        comp = lim[f"matmul_{dtype}_gflops"] * 1e9 / (2 * params)
-        bound = "memory" if mem < comp else "compute"
+        comp = flops * 1e9 / (2 * params)
+        bound = ("memory" if mem < comp else "compute") + ("" if path in ("bf16", "float32") else f", {path}")
         rows.append(_row(f"generate {name} (batch {batch})", run["tokens_per_s"], "tok/s", min(mem, comp), bound))
     for name, run in (gen or {}).get("llamacpp", {}).get("runs", {}).items():
         batch = run["batch_size"]
@@ -121,7 +136,7 @@ def decode_rows(lim: dict, limit_threads: int, generation: str = "generation") -
     return rows
 
 
-def compute_rows(limits: dict, limit_threads: int, scoring: str = "compare_lm_eval") -> list[dict]:
+def compute_rows(limits: dict, limit_threads: int, scoring: str = "compare_lm_eval", native: bool = True) -> list[dict]:
     """Scoring and SFT tokens/s against ``flops / (k * params)``."""
     rows, lim = [], limits
     score = _read(scoring) or {}
@@ -136,8 +151,8 @@ def compute_rows(limits: dict, limit_threads: int, scoring: str = "compare_lm_ev
             continue
         k = 4 if run["method"] == "lora" else 6
         lim = _per_threads(limits, run["torch_threads"], limit_threads)
-        dtype = "bfloat16" if run["bf16"] else "float32"
-        ceiling = lim[f"matmul_{dtype}_gflops"] * 1e9 / (k * PARAMS[run["params_key"]])
+        flops = bf16_path(lim, native)[0] if run["bf16"] else lim["matmul_float32_gflops"]
+        ceiling = flops * 1e9 / (k * PARAMS[run["params_key"]])
         rows.append(_row(f"SFT {run['name']}", run["tokens_per_s"], "tok/s", ceiling, f"compute ({k}PT)"))
     return rows
 
@@ -170,11 +185,13 @@ def main() -> None:
     result = _read("roofline") if args.reuse else measure(args)
     lim = result["limits"]
     threads = result["torch_threads"]
-    result["fractions"] = (decode_rows(lim, threads, args.generation) + compute_rows(lim, threads, args.scoring)
-                           + ab_rows())
+    native = result.get("native_bf16", True)  # files written before it was recorded: AVX-512 machines
+    result["fractions"] = (decode_rows(lim, threads, args.generation, native)
+                           + compute_rows(lim, threads, args.scoring, native) + ab_rows())
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "roofline.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(", ".join(f"{k} {v:.1f}" for k, v in lim.items()), f"(load {result['load_average_before_after']})")
+    print(", ".join(f"{k} {v:.1f}" for k, v in lim.items()), f"(load {result['load_average_before_after']}, "
+          f"native bf16: {native})")
     for r in result["fractions"]:
         print(f"{r['figure']:<52} {r['measured']:>9.1f} / {r['ceiling']:>9.1f} {r['unit']:<6} "
               f"= {100 * r['fraction']:5.1f}%  [{r['bound']}]")
