@@ -90,11 +90,11 @@ def test_finished_rows_leave_the_batch(smol_hf):
 
 
 @pytest.mark.model
-def test_packed_linears_keep_bf16_logits_and_skip_float32(smol_path: Path):
+def test_packed_linears_keep_bf16_logits_and_float32_ones_where_bf16_is_not_native(smol_path: Path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from iteralign.models.hf_linear import pack_linears
+    from iteralign.models.hf_linear import native_bf16, pack_linears
 
     plain = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.bfloat16).eval()
     packed = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.bfloat16).eval()
@@ -105,12 +105,21 @@ def test_packed_linears_keep_bf16_logits_and_skip_float32(smol_path: Path):
     if _cpu_packs_bf16():
         assert torch.equal(got, want)
     else:  # float32 products rounded to bf16: as near the float32 model as plain bf16 is (measured: mean 0.28, 0.30)
-        assert type(packed.lm_head).__name__ == "Float32Linear"
+        assert type(packed.lm_head).__name__ == "Float32Linear" and not packed.lm_head.packed  # MKL: see hf_linear
         with torch.inference_mode():
             exact = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)(input_ids=ids).logits
         assert (got.float() - exact).abs().mean() <= 1.1 * (want.float() - exact).abs().mean()
         assert torch.equal(got.argmax(-1), exact.argmax(-1))
-    assert pack_linears(AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)) == 0
+    f32 = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32).eval()
+    with torch.inference_mode():
+        exact = f32(input_ids=ids).logits
+    if native_bf16():  # float32 models are left to MKL there
+        assert pack_linears(f32) == 0
+        return
+    assert pack_linears(f32) == 7 * plain.config.num_hidden_layers + 1  # packed float32 on a CPU without it
+    with torch.inference_mode():
+        got = f32(input_ids=ids).logits
+    assert got.dtype == torch.float32 and torch.allclose(got, exact, atol=1e-3, rtol=1e-4)
 
 
 def _cpu_packs_bf16() -> bool:
@@ -152,6 +161,32 @@ def test_where_packing_is_refused_bf16_layers_multiply_in_float32_unless_the_cpu
     with torch.inference_mode():
         got = model(x)
     assert got.dtype == torch.bfloat16 and torch.equal(got, want)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_float32_layers_are_packed_only_on_a_cpu_without_native_bf16(monkeypatch, native):
+    """Where bf16 is not native (AVX2), MKL's float32 products of a few rows are 2-3x slower than oneDNN's packed
+    ones, so float32 layers are packed there too, with the same product up to summation order; elsewhere float32
+    models are left as they were."""
+    import torch
+
+    from iteralign.models import hf_linear
+
+    if not hf_linear._ops_available():
+        pytest.skip("this torch has no oneDNN linear ops")
+    monkeypatch.setattr(hf_linear, "native_bf16", lambda: native)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.ReLU(), torch.nn.Linear(96, 40))
+    x = torch.randn(3, 7, 64)
+    with torch.inference_mode():
+        want = model(x)
+    assert hf_linear.pack_linears(model) == (0 if native else 2)
+    assert [type(m).__name__ for m in model] == (["Linear", "ReLU", "Linear"] if native else
+                                                 ["Float32Linear", "ReLU", "Float32Linear"])
+    assert native or (model[0].packed and model[2].packed)
+    with torch.inference_mode():
+        got = model(x)
+    assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_streamed_pieces_are_the_greedy_answer(smol_hf):

@@ -93,7 +93,7 @@ class HFModel(ChatModel, Scorer):
             model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
         model.eval()
         if device == "cpu":
-            pack_linears(model)  # bf16 only: oneDNN's packed weights (see hf_linear); a no-op otherwise
+            pack_linears(model)  # oneDNN's packed weights where they are faster (see hf_linear)
         return cls(model, tokenizer, cfg, name or f"hf:{path_or_hub_id}", identity, template)
 
     # -- what SFT and evals reuse ------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Linear layers for bfloat16 inference on CPU: weights pre-packed for oneDNN, or multiplied in float32 where the CPU
-has no bf16 arithmetic.
+"""Linear layers for inference on CPU: bf16 weights pre-packed for oneDNN, or multiplied in float32 where the CPU has no
+bf16 arithmetic, and there float32 weights pre-packed for oneDNN too.
 
 A plain ``nn.Linear`` in bfloat16 on CPU calls a generic GEMM that re-reads its weight in row-major order on every
 call. Decoding multiplies skinny activations (one row per sequence, 1 to 16 rows) by every weight of the model at
@@ -15,11 +15,20 @@ bf16 values, exactly) and multiplies in float32, rounding the product back to bf
 native bf16 GEMM computes (bf16 inputs, float32 accumulation, bf16 output) up to the order of summation, at
 float32's speed, for twice the weight memory.
 
+On the same EPYC, at the 1-16 rows of decoding, MKL's float32 ``F.linear`` reads a large weight at 2-10 GB/s of the
+~20 the memory gives, and oneDNN's packed float32 product at 6-17 (2-3x faster; at 64 rows 43-46 GFLOP/s against
+84-90; and a row's product does not depend on the rows beside it, where MKL's does). So float32 models are packed
+there (``Float32Linear`` with ``packed``). The float32 copies of bf16 layers are not: packed, the 1.5B decodes 2.5x
+faster, but the shipped judge's probes, read from the 0.5B's bf16 hidden states, move by up to 0.2 with the
+different rounding, and one of issue 16's crafted replies crosses the honesty probe's cut (0.56 -> 0.63 against 0.6;
+BENCHMARKS.md). bf16 answers are as near float32 either way.
+
 ``pack_linears(model)`` swaps every ``nn.Linear`` of an inference model for a ``PackedLinear`` holding the packed
 weight (and the bias), or where packing is refused and the CPU has no native bf16, for a ``Float32Linear``; the
-original weight is dropped unless something else holds it (a tied input embedding). It is applied only to bfloat16
-models on CPU; a packed layer only when its probe product matches ``F.linear`` exactly; otherwise the model is left
-as it is. Training never sees a swapped model (the SFT stage loads its own).
+original weight is dropped unless something else holds it (a tied input embedding). It is applied to bfloat16 models
+on CPU, and to float32 ones on a CPU without native bf16 (where bf16 is native, float32 is left to MKL: not measured
+there); a packed layer only when its probe product matches ``F.linear`` (bit for bit in bf16, to float32 rounding
+in float32); otherwise the model is left as it is. Training never sees a swapped model (the SFT stage loads its own).
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ def _ops_available() -> bool:
 def _packable(module: Any) -> bool:
     import torch
 
-    return (type(module) is torch.nn.Linear and module.weight.dtype == torch.bfloat16
+    return (type(module) is torch.nn.Linear and module.weight.dtype in (torch.bfloat16, torch.float32)
             and module.weight.device.type == "cpu")
 
 
@@ -52,6 +61,20 @@ def _hold(module: Any, linear: Any, name: str, weight: Any, bias: Any) -> None:
     module.in_features, module.out_features = linear.in_features, linear.out_features
     module.register_buffer(name, weight, persistent=False)
     module.register_buffer("bias", None if bias is None else bias.detach(), persistent=False)
+
+
+def _pack(weight: Any) -> Any:
+    """``weight`` reordered into oneDNN's blocked layout (RuntimeError where oneDNN has no path for its dtype)."""
+    import torch
+
+    return torch.ops.mkldnn._reorder_linear_weight(weight, ROWS_HINT)
+
+
+def _packed_product(flat: Any, packed: Any, bias: Any) -> Any:
+    """``flat @ W^T + bias`` for a 2-D ``flat`` and a weight packed by ``_pack``."""
+    import torch
+
+    return torch.ops.mkldnn._linear_pointwise(flat, packed, bias, "none", [], "")
 
 
 @functools.cache
@@ -64,12 +87,10 @@ def _module_class() -> type:
 
         def __init__(self, linear: torch.nn.Linear):
             super().__init__()
-            _hold(self, linear, "packed", torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), ROWS_HINT),
-                  linear.bias)
+            _hold(self, linear, "packed", _pack(linear.weight.detach()), linear.bias)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            flat = x.reshape(-1, self.in_features).contiguous()
-            out = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "none", [], "")
+            out = _packed_product(x.reshape(-1, self.in_features).contiguous(), self.packed, self.bias)
             return out.reshape(*x.shape[:-1], self.out_features)
 
         def extra_repr(self) -> str:
@@ -84,18 +105,24 @@ def _float32_class() -> type:
     import torch
 
     class Float32Linear(torch.nn.Module):
-        """``y = x W^T + b`` computed in float32 on the exact float32 copy of a bf16 layer, returned in bf16."""
+        """``y = x W^T + b`` computed in float32 on a layer's float32 weight (the exact copy of a bf16 one's), returned
+        in the input's dtype; the weight packed for oneDNN when ``packed``."""
 
-        def __init__(self, linear: torch.nn.Linear):
+        def __init__(self, linear: torch.nn.Linear, packed: bool = False):
             super().__init__()
-            _hold(self, linear, "weight32", linear.weight.detach().float(),
+            weight, self.packed = linear.weight.detach().float(), packed
+            _hold(self, linear, "weight32", _pack(weight) if packed else weight,
                   None if linear.bias is None else linear.bias.float())
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.nn.functional.linear(x.float(), self.weight32, self.bias).to(x.dtype)
+            flat = x.reshape(-1, self.in_features).float()
+            out = (_packed_product(flat, self.weight32, self.bias) if self.packed
+                   else torch.nn.functional.linear(flat, self.weight32, self.bias))
+            return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
         def extra_repr(self) -> str:
-            return f"in_features={self.in_features}, out_features={self.out_features}, float32"
+            return (f"in_features={self.in_features}, out_features={self.out_features}, float32"
+                    + (", packed=oneDNN" if self.packed else ""))
 
     return Float32Linear
 
@@ -126,18 +153,47 @@ def _probe(cls: type, linear: Any) -> bool:
     return True
 
 
+def _float32_packs(linear: Any) -> bool:
+    """Whether oneDNN packs ``linear``'s weight as float32 and its product agrees with ``F.linear``'s to float32
+    rounding (summation order differs, so not bit for bit) on 1 and 16 random rows."""
+    import torch
+
+    weight = linear.weight.detach().float()
+    try:
+        packed = _pack(weight)
+    except RuntimeError:
+        return False
+    with torch.inference_mode():
+        for rows in (1, ROWS_HINT):
+            x = torch.randn(rows, linear.in_features)
+            want = torch.nn.functional.linear(x, weight)
+            if not torch.allclose(_packed_product(x, packed, None), want, rtol=1e-4, atol=1e-4 * want.abs().max()):
+                return False
+    return True
+
+
 def pack_linears(model: Any) -> int:
-    """Replace the model's bf16 CPU ``nn.Linear`` layers by packed ones, in place, or by float32 ones on a CPU without
-    native bf16 where packing is refused; returns how many were replaced (0 when the model is not bf16 on CPU, or
-    the CPU has native bf16 and packing is unavailable or its probe disagrees with ``F.linear``)."""
+    """Replace the CPU ``nn.Linear`` layers of the model's dtype, in place: bf16 ones by packed ones, or on a CPU
+    without native bf16 where packing is refused, by float32 ones; float32 ones, on a CPU without native bf16 only,
+    by packed float32 ones. Returns how many were replaced (0 when nothing applies, or packing is unavailable or its
+    probe disagrees with ``F.linear``)."""
+    import torch
+
     targets = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
                if _packable(child)]
     if not targets:
         return 0
-    cls = _module_class() if _ops_available() else None
-    if cls is None or not _probe(cls, targets[0][2]):
-        if native_bf16():
+    first = targets[0][2]
+    targets = [t for t in targets if t[2].weight.dtype == first.weight.dtype]  # the model's dtype; others left be
+    if first.weight.dtype == torch.bfloat16 and _ops_available() and _probe(_module_class(), first):
+        cls = _module_class()
+    elif native_bf16():  # float32 stays with MKL there: packing it is measured to help on AVX2 only
+        return 0
+    elif first.weight.dtype == torch.float32:
+        if not (_ops_available() and _float32_packs(first)):
             return 0
+        cls = functools.partial(_float32_class(), packed=True)
+    else:  # bf16 by float32 copies, through MKL: packed, the judge's probes move (see the module docstring)
         cls = _float32_class()
     for parent, name, child in targets:
         setattr(parent, name, cls(child))
