@@ -15,13 +15,14 @@ bf16 values, exactly) and multiplies in float32, rounding the product back to bf
 native bf16 GEMM computes (bf16 inputs, float32 accumulation, bf16 output) up to the order of summation, at
 float32's speed, for twice the weight memory.
 
-On the same EPYC, at the 1-16 rows of decoding, MKL's float32 ``F.linear`` reads a large weight at 2-10 GB/s of the
-~20 the memory gives, and oneDNN's packed float32 product at 6-17 (2-3x faster; at 64 rows 43-46 GFLOP/s against
-84-90; and a row's product does not depend on the rows beside it, where MKL's does). So float32 models are packed
-there (``Float32Linear`` with ``packed``). The float32 copies of bf16 layers are not: packed, the 1.5B decodes 2.5x
-faster, but the shipped judge's probes, read from the 0.5B's bf16 hidden states, move by up to 0.2 with the
-different rounding, and one of issue 16's crafted replies crosses the honesty probe's cut (0.56 -> 0.63 against 0.6;
-BENCHMARKS.md). bf16 answers are as near float32 either way.
+On the same EPYC, at the 2-16 rows of decoding, MKL's float32 ``F.linear`` reads a large weight (SmolLM2's 49k-row
+head, the 1.5B's MLP) at 2-5 GB/s of the ~20 the memory gives, and oneDNN's packed float32 product at 7-13 (2-3x
+faster; at 64 rows 46-81 GFLOP/s against 93-100; bench/linear_paths.py), and a row's product does not depend on the
+rows beside it, where MKL's does. So float32 models are packed there (``Float32Linear`` with ``packed``). The
+float32 copies of bf16 layers are not: packed, the 1.5B decodes 2.5x faster, but the shipped judge's probes, read
+from the 0.5B's bf16 hidden states, move by up to 0.2 with the different rounding, and one of issue 16's crafted
+replies crosses the honesty probe's cut (0.56 -> 0.63 against 0.6; BENCHMARKS.md). bf16 answers are as near
+float32 either way.
 
 ``pack_linears(model)`` swaps every ``nn.Linear`` of an inference model for a ``PackedLinear`` holding the packed
 weight (and the bias), or where packing is refused and the CPU has no native bf16, for a ``Float32Linear``; the
