@@ -188,6 +188,12 @@ def test_float32_layers_are_packed_only_on_a_cpu_without_native_bf16(monkeypatch
         got = model(x)
     assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-5, rtol=1e-5)
 
+    def refuse(weight, rows):
+        raise RuntimeError("no packing here")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", refuse)  # oneDNN will not pack: left as it is
+    assert hf_linear.pack_linears(torch.nn.Sequential(torch.nn.Linear(8, 4))) == 0
+
 
 def test_streamed_pieces_are_the_greedy_answer(smol_hf):
     """``generate_stream`` (serve's ``stream: true``) feeds the streamer from the decoding loop: the pieces join up to
