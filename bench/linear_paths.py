@@ -81,7 +81,7 @@ def fidelity() -> dict:
 
     path = _smollm2()
     tok = AutoTokenizer.from_pretrained(path)
-    exact = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    exact = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True).eval()
     seqs = []
     with torch.inference_mode():
         for p in PROMPTS:
@@ -95,7 +95,7 @@ def fidelity() -> dict:
              "float32_copies_onednn_packed": lambda m: _swap(m, lambda lin: f32(lin, packed=True))}
     out = {}
     for name, swap in swaps.items():
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).eval()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, use_safetensors=True).eval()
         swap(model)
         agree = total = 0
         diffs = []
