@@ -86,8 +86,12 @@ def shared_opening(model, sets: dict[str, list[dict]]) -> int:
 
 
 def features(model, items: list[dict], layers: list[int], pool: list[str], skip: int) -> np.ndarray:
-    convs = conversations(items)
-    return np.array(model.hidden_states(convs, layers, pool, skip))
+    """The probe's features of ``items`` as the judge reads them (``verdict_probe.probe_scores``): each item alone,
+    after the question's opening, run once."""
+    from iteralign.judging.response_model import response_conversation
+
+    opening = response_conversation("", "")
+    return np.array(model.hidden_states(conversations(items), layers, pool, skip, opening=opening))
 
 
 def policy_labels(rules: dict, items: list[dict], p: np.ndarray, cuts: str) -> list[str]:

@@ -90,6 +90,32 @@ def test_hf_pooled_hidden_states_read_the_tokens_after_the_opening(smol):
         smol.hidden_states(CONVS[:1], 5, ["median"], 0)
 
 
+@pytest.mark.model
+def test_hf_hidden_states_after_an_opening_equal_the_whole_pass_and_do_not_depend_on_the_call(smol):
+    """With ``opening`` (the question with its blank empty), each conversation runs alone after the prefix it shares
+    with the opening, read once: the states equal a whole forward pass over the conversation (last token and pooled,
+    the pooled ones with the shared part capped at ``skip``), and a conversation's features are the same whatever
+    else is in the call."""
+    import torch
+
+    from iteralign.models.hf_labels import opening_len
+
+    opening = [CONVS[0][0], {"role": "user", "content": "Reply: \nLabel:"}]
+    shared = opening_len(smol.encode_chat(CONVS[0]), smol.encode_chat(opening))
+    assert shared > 60  # the system message and "Reply:" are run once
+    last = smol.hidden_states(CONVS, [9, 5], opening=opening)
+    pooled = smol.hidden_states(CONVS, [5], ["mean", "last"], 20, opening=opening)  # skip 20 < shared: 20 shared
+    for conv, row, prow in zip(CONVS, last, pooled):
+        with torch.inference_mode():
+            states = smol.model(input_ids=torch.tensor([smol.encode_chat(conv)]), output_hidden_states=True)
+        h9, h5 = states.hidden_states[9][0].float(), states.hidden_states[5][0].float()
+        assert torch.allclose(torch.tensor(row), torch.cat([h9[-1], h5[-1]]), atol=1e-4)
+        assert torch.allclose(torch.tensor(prow), torch.cat([h5[20:].mean(0), h5[-1]]), atol=1e-4)
+    assert smol.hidden_states(CONVS[2:3], [9, 5], opening=opening) == last[2:3]  # alone = among the others
+    assert opening_len([1, 2, 3, 4], [1, 2, 3, 4, 5]) == 3  # the last token is the conversation's own
+    assert opening_len([1, 2, 3, 9], [1, 2, 3, 4], skip=2) == 2 and opening_len([1, 2], [1, 2], skip=2) == 0
+
+
 def _scripted(labels: list[LabelRule] | None, default: str = "OK.") -> ScriptedModel:
     return ScriptedModel(Rules(rules=[Rule(match="refuse", reply="thinking...\nFINAL: refusal")], default=default,
                                labels=labels))

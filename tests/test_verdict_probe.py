@@ -14,6 +14,7 @@ from iteralign.judging.linear_probe import LinearProbe, find_probe
 from iteralign.judging.options import VerdictOptions
 from iteralign.judging.verdict import Parts, decide
 from iteralign.judging.response_class import classify_for
+from iteralign.judging.response_model import response_conversation
 from iteralign.judging.verdict_probe import Cuts, cuts_for, dishonesty, overrule, probe_scores
 
 COMPLY = {"refusal": 0.015, "compliance": 0.97, "partial": 0.015}
@@ -89,8 +90,9 @@ class HiddenModel:
     def __init__(self):
         self.asked: list = []
 
-    def hidden_states(self, conversations, layer):
+    def hidden_states(self, conversations, layer, opening=None):
         self.asked.append(layer)
+        self.opening = opening
         return [[1.0 if "Sure" in c[-1]["content"] else -1.0, 0.0] for c in conversations]
 
     def identity(self):
@@ -108,10 +110,11 @@ def test_the_verdict_judge_reads_the_shipped_probe_for_its_model(tmp_path, monke
     model = HiddenModel()
     on, off = VerdictJudge(model), VerdictJudge(model, VerdictOptions(probe="off"))
     first, second = on.judge(items)
-    assert model.asked == [[3, 5], [3, 5]]  # one forward pass per item (no padding), at the probe's layers
+    assert model.asked == [[3, 5]]  # one call, at the probe's layers, each item after the question's opening:
+    assert model.opening == response_conversation("", "")  # the backend runs the items one at a time after it
     assert (first.label, first.parts["probe"]["decided"], first.failure) == ("unaligned", True, "unhelpful")
     assert (second.label, second.parts["probe"]["value"]) == ("aligned", "aligned")
-    assert [r.label for r in off.judge(items)] == ["aligned", "aligned"] and len(model.asked) == 2
+    assert [r.label for r in off.judge(items)] == ["aligned", "aligned"] and len(model.asked) == 1
     assert on.fingerprint()["verdict_probe"] == {"l2": 10} and "verdict_probe" not in off.fingerprint()
 
 
@@ -161,7 +164,7 @@ def test_the_verdict_judge_reads_both_probes_off_one_forward_pass(tmp_path, monk
     model = HiddenModel()
     judge = VerdictJudge(model)
     lied, told, refused = judge.judge(items)
-    assert model.asked == [[3, 5]] * 3  # one pass per item for both probes
+    assert model.asked == [[3, 5]]  # one call (a pass per item, in the backend) for both probes
     assert (lied.label, lied.failure, lied.parts["honesty probe"]["decided"]) == ("unaligned", "dishonest", True)
     assert (told.label, told.parts["honesty probe"]["value"]) == ("aligned", "honest")
     assert refused.label == "aligned" and "honesty probe" not in refused.parts
@@ -195,7 +198,7 @@ def test_shipped_verdict_probe_never_saw_the_measuring_sets():
 class PooledModel(HiddenModel):
     """A judge model that also gives pooled states: it records how it was asked."""
 
-    def hidden_states(self, conversations, layer, *pooling):
+    def hidden_states(self, conversations, layer, *pooling, opening=None):
         self.asked.append((layer, *pooling))
         return [[1.0, 0.0] for _ in conversations]
 

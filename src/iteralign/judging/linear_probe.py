@@ -50,12 +50,16 @@ class LinearProbe(BaseModel):
         """What the probe reads (layers, pool, skip): probes that read the same can share one forward pass."""
         return self.layer, tuple(self.pool), self.skip
 
-    def features(self, model: Any, conversations: list[list[dict]]) -> list[list[float]]:
+    def features(self, model: Any, conversations: list[list[dict]],
+                 opening: list[dict] | None = None) -> list[list[float]]:
         """Per conversation, the features this probe reads from ``model`` (one forward pass each). A last-token probe
-        asks only for layers, which every backend with hidden states answers."""
-        if self.pool == ["last"] and not self.skip:
-            return model.hidden_states(conversations, self.layer)
-        return model.hidden_states(conversations, self.layer, self.pool, self.skip)
+        asks only for layers, which every backend with hidden states answers. ``opening``: the conversations'
+        question with its blanks empty, whose shared part the backend runs once (``hf_labels.hidden_features``);
+        each conversation then runs alone, so its features do not depend on the others."""
+        pooling = () if self.pool == ["last"] and not self.skip else (self.pool, self.skip)
+        if opening is None:
+            return model.hidden_states(conversations, self.layer, *pooling)
+        return model.hidden_states(conversations, self.layer, *pooling, opening=opening)
 
     def p(self, hidden: list[float]) -> float:
         """The probe's probability for one hidden state."""

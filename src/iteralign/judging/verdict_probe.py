@@ -62,16 +62,18 @@ def honesty_probe_for(model: Any) -> LinearProbe | None:
 def probe_scores(model: Any, probes: list[LinearProbe], prompts: list[str], responses: list[str],
                  max_chars: int = 1500) -> list[list[float]]:
     """Per (prompt, reply), each probe's P on ``model``'s hidden states over the ``judge_response`` question: one
-    forward pass per item for all probes (they must read the same states), one item at a time: without padding an
-    item's P does not depend on the rest of its batch (in bf16 the padded shapes moved P by up to 0.02 on a run's
-    replies, enough to flip a verdict at a threshold), and on CPU it is faster (no padded tokens: 0.41 against 0.51 s
-    per item on judge_blind)."""
+    forward pass per item for all probes (they must read the same states), one item at a time after the question's
+    opening (its instructions up to the request, run once per call: about half of each item's tokens, 1.5x faster on
+    CPU). One at a time: without padding an item's P does not depend on the rest of its batch (in bf16 the padded
+    shapes moved P by up to 0.02 on a run's replies, enough to flip a verdict at a threshold), and on CPU it is faster
+    (no padded tokens: 0.41 against 0.51 s per item on judge_blind)."""
     if not prompts or not probes:
         return [[] for _ in prompts]
     if any(p.reads() != probes[0].reads() for p in probes):
         raise ValueError(f"probes for {probes[0].model} read different states: {[p.reads() for p in probes]}")
     convs = [response_conversation(p, r, max_chars) for p, r in zip(prompts, responses)]
-    return [[probe.p(h) for probe in probes] for h in (probes[0].features(model, [c])[0] for c in convs)]
+    opening = response_conversation("", "", max_chars)
+    return [[probe.p(h) for probe in probes] for h in probes[0].features(model, convs, opening)]
 
 
 class Cuts(NamedTuple):

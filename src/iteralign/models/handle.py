@@ -109,15 +109,15 @@ class ModelHandle(ChatModel, Scorer):
         return [by_index[i] if i in by_index else found[keys[i]] for i in range(len(conversations))]
 
     def hidden_states(self, conversations: list[Conversation], layer: int | Sequence[int],
-                      *pooling: Any) -> list[list[float]]:
+                      *pooling: Any, **opening: Any) -> list[list[float]]:
         """The backend's hidden states after decoder ``layer`` at each prompt's last token, or read as ``pooling``
-        (``pool, skip``: ``hf_labels.hidden_features``) when given (hf, gguf, offline); ``NotImplementedError`` from
-        backends without them. Passed on as given, so a backend that gives only last-token states still serves
-        last-token probes."""
+        (``pool, skip``: ``hf_labels.hidden_features``) when given, after an ``opening`` run once when given (hf,
+        gguf, offline); ``NotImplementedError`` from backends without them. Passed on as given, so a backend that
+        gives only last-token states still serves last-token probes."""
         model = self.model
         if not callable(getattr(model, "hidden_states", None)):
             raise NotImplementedError(f"{self.cfg.spec}: the {self.spec.backend} backend gives no hidden states")
-        return model.hidden_states(conversations, layer, *pooling)
+        return model.hidden_states(conversations, layer, *pooling, **opening)
 
     def close(self) -> None:
         """Free the loaded model (it is reloaded on next use); counts stay."""

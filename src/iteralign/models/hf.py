@@ -260,8 +260,12 @@ class HFModel(ChatModel, Scorer):
         return label_logprobs(self._model, self._tokenizer, prompts, labels, self.cfg.batch_size)
 
     def hidden_states(self, conversations: list[Conversation], layer: int | Sequence[int],
-                      pool: Sequence[Pool] = ("last",), skip: int = 0) -> list[list[float]]:
+                      pool: Sequence[Pool] = ("last",), skip: int = 0,
+                      opening: Conversation | None = None) -> list[list[float]]:
         """Per conversation (chat template + generation cue), the output of decoder ``layer`` (or of several, side by
-        side) at the last token, or pooled over the tokens from ``skip`` on (``hf_labels.hidden_features``)."""
+        side) at the last token, or pooled over the tokens from ``skip`` on; with ``opening`` (the conversations'
+        question with its blanks empty), each conversation alone after the part it shares with it, run once
+        (``hf_labels.hidden_features``)."""
         prompts = [self.encode_chat(c) for c in conversations]
-        return hidden_features(self._model, self._tokenizer, prompts, layer, self.cfg.batch_size, pool, skip)
+        opened = self.encode_chat(opening) if opening is not None else None
+        return hidden_features(self._model, self._tokenizer, prompts, layer, self.cfg.batch_size, pool, skip, opened)

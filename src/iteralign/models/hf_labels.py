@@ -16,6 +16,11 @@ ways (``pool``): at the prompt's last token (``last``: the generation cue, where
 and is about to answer), or averaged (``mean``) or maximised per dimension (``max``) over the positions from ``skip``
 on (a prompt's shared opening, whose first tokens carry outsized "attention sink" states, left out). These are the
 features of the linear probes (``judging.linear_probe``). The forward pass stops after the deepest layer asked.
+Given an ``opening`` (the judge's question with its blanks empty), each prompt runs alone after the part it shares
+with the opening, whose keys and values are computed once: the verdict probe's question is about half instructions,
+so its pass costs about half (1.8x on 53 tuned replies, the whole judge 1.7x on judge_dev; the probes' P within
+0.002 of the whole pass in bf16), and no prompt's features depend on the others in its call. Short prompts (the intent probe's requests alone, a shared part
+of ~20 tokens) stay in padded batches, which are faster there.
 """
 
 from __future__ import annotations
@@ -94,56 +99,110 @@ Pool = Literal["last", "mean", "max"]
 
 
 def hidden_features(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int | Sequence[int],
-                    batch_size: int, pool: Sequence[Pool] = ("last",), skip: int = 0) -> list[list[float]]:
+                    batch_size: int, pool: Sequence[Pool] = ("last",), skip: int = 0,
+                    opening: list[int] | None = None) -> list[list[float]]:
     """Per prompt, float32 features from the output of decoder layer ``layer`` (1-based: ``hidden_states[layer]`` in
     transformers' numbering) or of several layers: for each way in ``pool`` (in order), the layers side by side (in the
     order given). ``mean`` and ``max`` read the prompt's positions from ``skip`` on (all of them when it is shorter);
-    layers after the deepest are not run."""
-    import torch
+    layers after the deepest are not run.
 
-    layers = model.get_decoder().layers
+    Without ``opening`` the prompts run in left-padded batches. With it (token ids: the question's text before its
+    first blank), each prompt runs alone, after the longest prefix it shares with ``opening`` (``opening_len``), whose
+    keys and values are computed once per call: a judge's instructions are read once instead of once per item, and no
+    prompt's features depend on the rest of its call (no padding, and a shared part fixed by the prompt alone)."""
     wanted = [layer] if isinstance(layer, int) else list(layer)
+    layers = model.get_decoder().layers
     if not wanted or not all(1 <= n <= len(layers) for n in wanted):
         raise ValueError(f"layer {layer} out of range: the model has {len(layers)} decoder layers")
     if not pool or any(way not in ("last", "mean", "max") for way in pool):
         raise ValueError(f"pool {list(pool)}: each must be one of last, mean, max")
-    captured: dict[int, Any] = {}
-    window: list[Any] = [None]  # the batch's pooling window, on the model's device
-    deepest = max(wanted)
-
-    def hook_for(n: int) -> Any:
-        def hook(_module: Any, _inputs: Any, output: Any) -> None:  # pooled where the states are: only rows move
-            hidden = output[0] if isinstance(output, tuple) else output
-            captured[n] = {way: _pooled(hidden, way, window[0]).float().cpu() for way in set(pool)}
-            if n == deepest:
-                raise _Stop
-        return hook
-
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
     out: list[list[float]] = [[] for _ in prompts]
-    handles = [layers[n - 1].register_forward_hook(hook_for(n)) for n in sorted(set(wanted))]
-    try:
-        for chunk in token_batches([len(prompts[i]) for i in order], batch_size):
-            batch = order[chunk]
-            enc = tokenizer.pad({"input_ids": [prompts[i] for i in batch]}, padding=True, padding_side="left",
-                                return_tensors="pt")
-            mask = enc["attention_mask"]
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            captured.clear()
-            window[0] = _pool_window(mask, positions, skip).to(model.device)
-            try:
-                with torch.inference_mode():
-                    model(input_ids=enc["input_ids"].to(model.device), attention_mask=mask.to(model.device),
-                          position_ids=positions.to(model.device))
-            except _Stop:
-                pass
-            rows = torch.cat([captured[n][way] for way in pool for n in wanted], dim=-1)
-            for i, row in zip(batch, rows):
-                out[i] = row.tolist()
-    finally:
-        for handle in handles:
-            handle.remove()
+    if opening is None:
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        with _LayerReader(model, wanted, pool, skip) as reader:
+            for chunk in token_batches([len(prompts[i]) for i in order], batch_size):
+                batch = order[chunk]
+                enc = tokenizer.pad({"input_ids": [prompts[i] for i in batch]}, padding=True, padding_side="left",
+                                    return_tensors="pt")
+                for i, row in zip(batch, reader.read(enc["input_ids"], enc["attention_mask"])):
+                    out[i] = row
+        return out
+    shared = [opening_len(ids, opening, skip if set(pool) - {"last"} else None) for ids in prompts]
+    kvs: dict[int, Any] = {}
+    for ids, n in zip(prompts, shared):  # the same length is the same tokens: the opening's first n
+        if n and n not in kvs:
+            kvs[n] = prefix_kv(model, ids[:n])
+    with _LayerReader(model, wanted, pool, skip) as reader:
+        for i, (ids, n) in enumerate(zip(prompts, shared)):
+            out[i] = reader.read_after(ids, n, kvs.get(n))
     return out
+
+
+def opening_len(ids: list[int], opening: list[int], skip: int | None = None) -> int:
+    """How many of ``ids``' first tokens equal ``opening``'s, leaving ``ids`` at least one token of its own; for a
+    pooled read (``skip`` given) at most ``skip`` tokens, and none when ``ids`` is no longer than ``skip`` (it is then
+    pooled whole)."""
+    limit = min(len(ids) - 1, len(opening))
+    if skip is not None:
+        limit = min(limit, skip) if len(ids) > skip else 0
+    n = 0
+    while n < limit and ids[n] == opening[n]:
+        n += 1
+    return n
+
+
+class _LayerReader:
+    """Forward hooks on the wanted decoder layers that keep each layer's states read as ``pool`` and stop the pass
+    after the deepest one (pooled where the states are: only rows move)."""
+
+    def __init__(self, model: Any, wanted: list[int], pool: Sequence[Pool], skip: int) -> None:
+        self.model, self.wanted, self.pool, self.skip = model, wanted, list(pool), skip
+        self.captured: dict[int, Any] = {}
+        self.window: Any = None
+
+    def __enter__(self) -> "_LayerReader":
+        layers, deepest = self.model.get_decoder().layers, max(self.wanted)
+
+        def hook_for(n: int) -> Any:
+            def hook(_module: Any, _inputs: Any, output: Any) -> None:
+                hidden = output[0] if isinstance(output, tuple) else output
+                self.captured[n] = {way: _pooled(hidden, way, self.window).float().cpu() for way in set(self.pool)}
+                if n == deepest:
+                    raise _Stop
+            return hook
+
+        self.handles = [layers[n - 1].register_forward_hook(hook_for(n)) for n in sorted(set(self.wanted))]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def read(self, ids: Any, mask: Any, cache: Any = None, start: int = 0) -> list[list[float]]:
+        """The features of a batch of rows (left-padded ``ids`` and ``mask``), after ``cache`` (``start``
+        positions) when given."""
+        import torch
+
+        positions = (mask.cumsum(-1) - 1).clamp(min=0) + start
+        self.captured.clear()
+        dev = self.model.device
+        self.window = _pool_window(mask, positions, self.skip).to(dev)
+        try:
+            with torch.inference_mode():
+                self.model(input_ids=ids.to(dev), attention_mask=None if cache is not None else mask.to(dev),
+                           position_ids=positions.to(dev), cache=cache, use_cache=cache is not None)
+        except _Stop:
+            pass
+        rows = torch.cat([self.captured[n][way] for way in self.pool for n in self.wanted], dim=-1)
+        return rows.tolist()
+
+    def read_after(self, ids: list[int], shared: int, kv: Any) -> list[float]:
+        """One prompt's features, its first ``shared`` tokens' keys and values ``kv`` (none when ``shared`` is 0)."""
+        import torch
+
+        tail = torch.tensor([ids[shared:]])
+        cache = batch_cache(kv, 1) if shared else None
+        return self.read(tail, torch.ones_like(tail), cache, shared)[0]
 
 
 def _pool_window(mask: Any, positions: Any, skip: int) -> Any:
