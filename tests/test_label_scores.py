@@ -112,6 +112,7 @@ def test_hf_hidden_states_after_an_opening_equal_the_whole_pass_and_do_not_depen
         assert torch.allclose(torch.tensor(row), torch.cat([h9[-1], h5[-1]]), atol=1e-4)
         assert torch.allclose(torch.tensor(prow), torch.cat([h5[20:].mean(0), h5[-1]]), atol=1e-4)
     assert smol.hidden_states(CONVS[2:3], [9, 5], opening=opening) == last[2:3]  # alone = among the others
+    assert len(smol._openings) == 2  # kept across calls: the opening in full, and capped at skip for pooled reads
     assert opening_len([1, 2, 3, 4], [1, 2, 3, 4, 5]) == 3  # the last token is the conversation's own
     assert opening_len([1, 2, 3, 9], [1, 2, 3, 4], skip=2) == 2 and opening_len([1, 2], [1, 2], skip=2) == 0
 

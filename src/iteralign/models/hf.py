@@ -33,6 +33,10 @@ from iteralign.types import Completion, Conversation, FinishReason, GenerationPa
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+#: How many openings' keys and values ``hidden_states`` keeps (a judge asks one or two questions).
+MAX_OPENINGS = 8
+
+
 class FrequencyPenalty:
     """OpenAI-style frequency penalty as a transformers LogitsProcessor (transformers has none).
 
@@ -63,6 +67,7 @@ class HFModel(ChatModel, Scorer):
         if tokenizer.pad_token is None:  # e.g. Llama: pad with eos; the attention mask hides it
             tokenizer.pad_token = tokenizer.eos_token
         self._eos_ids = self._collect_eos_ids()
+        self._openings: dict[tuple, Any] = {}  # hidden_states' openings: keys and values by their tokens
 
     @classmethod
     def load(cls, path_or_hub_id: str, cfg: ModelConfig, name: str | None = None,
@@ -264,8 +269,11 @@ class HFModel(ChatModel, Scorer):
                       opening: Conversation | None = None) -> list[list[float]]:
         """Per conversation (chat template + generation cue), the output of decoder ``layer`` (or of several, side by
         side) at the last token, or pooled over the tokens from ``skip`` on; with ``opening`` (the conversations'
-        question with its blanks empty), each conversation alone after the part it shares with it, run once
-        (``hf_labels.hidden_features``)."""
+        question with its blanks empty), each conversation alone after the part it shares with it, run once for all
+        calls (a few openings are kept; ``hf_labels.hidden_features``)."""
         prompts = [self.encode_chat(c) for c in conversations]
         opened = self.encode_chat(opening) if opening is not None else None
-        return hidden_features(self._model, self._tokenizer, prompts, layer, self.cfg.batch_size, pool, skip, opened)
+        if len(self._openings) > MAX_OPENINGS:
+            self._openings.clear()
+        return hidden_features(self._model, self._tokenizer, prompts, layer, self.cfg.batch_size, pool, skip, opened,
+                               self._openings)

@@ -100,7 +100,7 @@ Pool = Literal["last", "mean", "max"]
 
 def hidden_features(model: Any, tokenizer: Any, prompts: list[list[int]], layer: int | Sequence[int],
                     batch_size: int, pool: Sequence[Pool] = ("last",), skip: int = 0,
-                    opening: list[int] | None = None) -> list[list[float]]:
+                    opening: list[int] | None = None, kept: dict[tuple, Any] | None = None) -> list[list[float]]:
     """Per prompt, float32 features from the output of decoder layer ``layer`` (1-based: ``hidden_states[layer]`` in
     transformers' numbering) or of several layers: for each way in ``pool`` (in order), the layers side by side (in the
     order given). ``mean`` and ``max`` read the prompt's positions from ``skip`` on (all of them when it is shorter);
@@ -108,8 +108,9 @@ def hidden_features(model: Any, tokenizer: Any, prompts: list[list[int]], layer:
 
     Without ``opening`` the prompts run in left-padded batches. With it (token ids: the question's text before its
     first blank), each prompt runs alone, after the longest prefix it shares with ``opening`` (``opening_len``), whose
-    keys and values are computed once per call: a judge's instructions are read once instead of once per item, and no
-    prompt's features depend on the rest of its call (no padding, and a shared part fixed by the prompt alone)."""
+    keys and values are computed once (per call, or once for all calls that pass the same dict ``kept``, where they are
+    kept by their tokens): a judge's instructions are read once instead of once per item, and no prompt's features
+    depend on the rest of its call (no padding, and a shared part fixed by the prompt alone)."""
     wanted = [layer] if isinstance(layer, int) else list(layer)
     layers = model.get_decoder().layers
     if not wanted or not all(1 <= n <= len(layers) for n in wanted):
@@ -128,13 +129,13 @@ def hidden_features(model: Any, tokenizer: Any, prompts: list[list[int]], layer:
                     out[i] = row
         return out
     shared = [opening_len(ids, opening, skip if set(pool) - {"last"} else None) for ids in prompts]
-    kvs: dict[int, Any] = {}
-    for ids, n in zip(prompts, shared):  # the same length is the same tokens: the opening's first n
-        if n and n not in kvs:
-            kvs[n] = prefix_kv(model, ids[:n])
+    kvs = kept if kept is not None else {}
+    for ids, n in zip(prompts, shared):
+        if n and tuple(ids[:n]) not in kvs:
+            kvs[tuple(ids[:n])] = prefix_kv(model, ids[:n])
     with _LayerReader(model, wanted, pool, skip) as reader:
         for i, (ids, n) in enumerate(zip(prompts, shared)):
-            out[i] = reader.read_after(ids, n, kvs.get(n))
+            out[i] = reader.read_after(ids, n, kvs.get(tuple(ids[:n])))
     return out
 
 
