@@ -18,6 +18,8 @@ tree's ``src`` first (the same venv and libraries). Before each round the roofli
 * ``decode1`` / ``revise1``: the same two at batch 1, one request at a time (``iteralign serve``, streaming, a
   batch's last row), 8 and 4 prompts; ``long1``: the 1.5B answering one ~1,500-token prompt alone (a proposal
   batch's last row), tokens/s of the 48 decoding steps after the prompt;
+* ``judge``: the recommended local judge (``configs/judges/verdict-0.5b.yaml``) on judge_blind's first 48 items in
+  judge-eval's batches of 8 -> items/s (no ceiling: passes of several depths and lengths per item), with the labels;
 * ``score``: ``HFModel.loglikelihood`` on the first 100 TruthfulQA questions (MC1 + MC2 requests), bf16, batch 16
   -> token positions run per second (input-embedding hook, as bench/compare_lm_eval.py counts them).
 
@@ -198,8 +200,28 @@ def work_long1(profile: bool) -> dict:
                        after_prompt=True)
 
 
+def work_judge(profile: bool) -> dict:
+    """The recommended local judge (configs/judges/verdict-0.5b.yaml) on judge_blind's first 48 items, in
+    judge-eval's batches of 8 (``calibration.calibrate``), no call cache, model load excluded -> items/s."""
+    from iteralign.calibration import calibrate, load_judge_config, load_labelled
+    from iteralign.judges import JudgeItem
+    from iteralign.roles import Roles
+
+    items = load_labelled(HERE.parent / "src/iteralign/data/labelled/judge_blind.jsonl")[:48]
+    cfg = load_judge_config(HERE.parent / "configs/judges/verdict-0.5b.yaml", ["run.cache=false"])
+    panel = Roles(cfg.models, cfg.run).panel(cfg.judge)
+    panel.judge([JudgeItem(items[0].prompt, items[0].response)])  # load the model
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = calibrate(panel, items)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    top = _top_ops(lambda: calibrate(panel, items[:8])) if profile else None
+    labels = [row["pred"] for row in result["items"]]
+    return {"figure": len(items) / seconds, "unit": "items/s", "seconds": seconds, "cpu_seconds": cpu,
+            "accuracy": result["overall"]["accuracy"], "texts": labels, "profile": top}
+
+
 WORK = {"decode": work_decode, "sft": work_sft, "dpo": work_dpo, "score": work_score, "revise": work_revise,
-        "decode1": work_decode1, "revise1": work_revise1, "long1": work_long1}
+        "decode1": work_decode1, "revise1": work_revise1, "long1": work_long1, "judge": work_judge}
 #: Qwen2.5-Coder-1.5B (untied head); the other workloads run SmolLM2-135M (``PARAMS``)
 PARAMS_OF = {"revise": 1_543_714_304, "revise1": 1_543_714_304, "long1": 1_543_714_304}
 BATCH_OF = {"decode": 16, "revise": 8, "decode1": 1, "revise1": 1, "long1": 1}  # the decoding workloads' batch sizes
@@ -210,6 +232,8 @@ def ceiling(work: str, lim: dict, native: bool = True) -> tuple[float, str]:
     this CPU (``roofline.bf16_path``: float32 matmuls and 4-byte weights where bf16 is not native)."""
     import roofline
 
+    if work == "judge":  # several passes of different depths and lengths per item: no single bound
+        return 0.0, "none"
     gflops, width, path = roofline.bf16_path(lim, native)
     flops, params, tag = gflops * 1e9, PARAMS_OF.get(work, PARAMS), "" if native else f", {path}"
     if work in BATCH_OF:
@@ -265,10 +289,12 @@ def main() -> None:
                 res = run_worker(trees[name], work, args.threads, args.profile and r == 0)
                 if "figure" in res:
                     bound, kind = ceiling(work, limits["limits"], limits["native_bf16"])
-                    res |= {"ceiling": round(bound, 1), "bound": kind, "fraction": round(res["figure"] / bound, 4)}
+                    res |= {"ceiling": round(bound, 1), "bound": kind,
+                            "fraction": round(res["figure"] / bound, 4) if bound else None}
                 pair[name] = res
-                print(f"round {r} {work:7} {name:4} " + (f"{res['figure']:9.1f} {res['unit']} = "
-                      f"{100 * res['fraction']:.1f}% of {res['ceiling']:.0f} ({res['bound']}), load "
+                of = (f" = {100 * res['fraction']:.1f}% of {res['ceiling']:.0f} ({res['bound']})"
+                      if res.get("fraction") else "")
+                print(f"round {r} {work:7} {name:4} " + (f"{res['figure']:9.2f} {res['unit']}{of}, load "
                       f"{res['load_before']:.1f}" if "figure" in res else f"ERROR {res['error']}"), flush=True)
             if len(pair) == 2 and all("figure" in v for v in pair.values()):
                 pair["ratio_new_over_base"] = round(pair["new"]["figure"] / pair["base"]["figure"], 3)
