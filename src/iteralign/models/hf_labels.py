@@ -182,8 +182,8 @@ class _LayerReader:
             handle.remove()
 
     def read(self, ids: Any, mask: Any, cache: Any = None, start: int = 0) -> list[list[float]]:
-        """The features of a batch of rows (left-padded ``ids`` and ``mask``), after ``cache`` (``start``
-        positions) when given."""
+        """The features of a batch of rows (left-padded ``ids`` and ``mask``), or of one unpadded row after
+        ``cache`` (``start`` positions: no mask is passed, so rows after a cache must not be padded)."""
         import torch
 
         positions = (mask.cumsum(-1) - 1).clamp(min=0) + start
