@@ -64,9 +64,9 @@ def probe_scores(model: Any, probes: list[LinearProbe], prompts: list[str], resp
     """Per (prompt, reply), each probe's P on ``model``'s hidden states over the ``judge_response`` question: one
     forward pass per item for all probes (they must read the same states), one item at a time after the question's
     opening (its instructions up to the request, run once and kept by the backend: about half of each item's tokens,
-    the pass 1.5-1.8x faster on CPU). One at a time: without padding an item's P does not depend on the rest of its batch (in bf16 the padded
-    shapes moved P by up to 0.02 on a run's replies, enough to flip a verdict at a threshold), and on CPU it is faster
-    (no padded tokens: 0.41 against 0.51 s per item on judge_blind)."""
+    the pass 1.5-1.8x faster on CPU). One at a time: without padding an item's P does not depend on the rest of its
+    batch (in bf16 the padded shapes moved P by up to 0.02 on a run's replies, enough to flip a verdict at a
+    threshold), and on CPU it is faster (no padded tokens: 0.41 against 0.51 s per item on judge_blind)."""
     if not prompts or not probes:
         return [[] for _ in prompts]
     if any(p.reads() != probes[0].reads() for p in probes):
