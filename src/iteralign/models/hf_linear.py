@@ -21,8 +21,8 @@ faster; at 64 rows 46-81 GFLOP/s against 93-100; bench/linear_paths.py), and a r
 rows beside it, where MKL's does. So float32 models are packed there (``Float32Linear`` with ``packed``). The
 float32 copies of bf16 layers are not: packed, the 1.5B decodes 2.5x faster, but the shipped judge's probes, read
 from the 0.5B's bf16 hidden states, move by up to 0.2 with the different rounding, and one of issue 16's crafted
-replies crosses the honesty probe's cut (0.56 -> 0.63 against 0.6; BENCHMARKS.md). bf16 answers are as near
-float32 either way.
+replies crosses the honesty probe's cut (P(dishonest) 0.44 -> 0.63 against 0.6; BENCHMARKS.md). bf16 answers are
+as near float32 either way.
 
 ``pack_linears(model)`` swaps every ``nn.Linear`` of an inference model for a ``PackedLinear`` holding the packed
 weight (and the bias), or where packing is refused and the CPU has no native bf16, for a ``Float32Linear``; the
