@@ -142,16 +142,13 @@ def hidden_features(model: Any, tokenizer: Any, prompts: list[list[int]], layer:
 
 
 def opening_len(ids: list[int], opening: list[int], skip: int | None = None) -> int:
-    """How many of ``ids``' first tokens equal ``opening``'s, leaving ``ids`` at least one token of its own; for a
-    pooled read (``skip`` given) at most ``skip`` tokens, and none when ``ids`` is no longer than ``skip`` (it is then
-    pooled whole)."""
-    limit = min(len(ids) - 1, len(opening))
-    if skip is not None:
-        limit = min(limit, skip) if len(ids) > skip else 0
-    n = 0
-    while n < limit and ids[n] == opening[n]:
-        n += 1
-    return n
+    """How many of ``ids``' first tokens it shares with ``opening`` (``common_prefix_len``: each keeps at least one
+    token of its own); for a pooled read (``skip`` given) at most ``skip`` tokens, and none when ``ids`` is no longer
+    than ``skip`` (it is then pooled whole)."""
+    if skip is not None and len(ids) <= skip:
+        return 0
+    shared = common_prefix_len([ids, opening], 0)
+    return shared if skip is None else min(shared, skip)
 
 
 class _LayerReader:
