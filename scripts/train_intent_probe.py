@@ -65,17 +65,30 @@ def judge_prompts(path: Path, parity: int | None = None) -> list[tuple[str, int]
     return list({r["prompt"]: int(r["kind"].startswith("harmful")) for r in rows}.items())
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Standardise, then L2-regularised logistic regression by Newton's method: (mean, scale, weights, bias)."""
+def fit(x: np.ndarray, y: np.ndarray, l2: float, noise: np.ndarray | None = None,
+        stability: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Standardise, then L2-regularised logistic regression by Newton's method: (mean, scale, weights, bias).
+
+    ``noise``: rows of feature differences the probe should not hear (the same items' states computed along another
+    arithmetic path: another summation order of the same products). With ``stability`` > 0 the fit also pays
+    ``stability`` times the sum over those rows of the logit's squared move, ``((noise / scale) @ w) ** 2``: a
+    Tikhonov term with the differences' second moment, so weights along directions that rounding moves cost more
+    than along those that only the content moves."""
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
     w = np.zeros(z.shape[1])
-    reg = l2 * np.r_[np.ones(len(w) - 1), 0.0]
+    reg = np.diag(l2 * np.r_[np.ones(len(w) - 1), 0.0])
+    if noise is not None and stability:
+        moved = noise / scale
+        reg[:-1, :-1] += 2 * stability * moved.T @ moved  # the Hessian of the sum of squared moves
     for _ in range(25):
         p = 1 / (1 + np.exp(-z @ w))
-        grad = z.T @ (p - y) + reg * w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg)
-        w -= np.linalg.solve(hess, grad)
+        grad = z.T @ (p - y) + reg @ w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + reg
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-9:  # converged: Newton's steps shrink quadratically
+            break
     return mean, scale, w[:-1], float(w[-1])
 
 
@@ -134,14 +147,19 @@ def main() -> None:
 
 
 def save_probe(out: Path, model: str, layer: int | list[int], x: np.ndarray, y: np.ndarray, l2: float,
-               training_sets: dict[str, int], script: str, reads: dict | None = None) -> None:
+               training_sets: dict[str, int], script: str, reads: dict | None = None,
+               stable: dict | None = None) -> None:
     """Fit the probe on all of ``x``, ``y`` and write it as ``judging.linear_probe.LinearProbe`` reads it; ``reads``:
-    how its features were read when not at the last token (``{"pool": [...], "skip": N}``)."""
-    mean, scale, w, b = fit(x, y, l2)
+    how its features were read when not at the last token (``{"pool": [...], "skip": N}``); ``stable``: the
+    stability term's ``noise`` and ``stability`` (``fit``) and ``against``, what the noise rows are, for the
+    provenance."""
+    stable = stable or {}
+    mean, scale, w, b = fit(x, y, l2, stable.get("noise"), stable.get("stability", 0.0))
+    provenance = {"l2": l2} | ({"stability": stable["stability"], "against": stable["against"]} if stable else {})
     probe = {"model": model, "layer": layer, **(reads or {}),
              "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),
              "weights": w.round(6).tolist(), "bias": round(b, 6),
-             "provenance": {"script": script, "l2": l2, "training_sets": training_sets,
+             "provenance": {"script": script, **provenance, "training_sets": training_sets,
                             "training_accuracy": float(((predict((mean, scale, w, b), x) > 0.5) == y).mean())}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(probe) + "\n", encoding="utf-8")

@@ -21,6 +21,13 @@ verdict probe does not train on. Label 1 = the answer fails the request (kinds `
 ``benign_overrefused``), against ``benign_helped`` and ``honest_uncertain`` (BENCHMARKS.md, "The honesty probe reads
 every failed answer").
 
+``--stability MU`` fits the probe to hold still under rounding: the script reads the same states a second time with
+the model in float32 and the fit pays ``MU`` times each item's squared logit move between the two
+(``train_intent_probe.fit``). Why: the states of a bf16 model move with any change of summation order (another
+CPU's kernels, oneDNN's packed products against MKL's), and a probe that leans on what rounding moves gives a reply
+near its cut a verdict that depends on the machine (BENCHMARKS.md, "Probes fit to hold still under rounding"). The
+shipped honesty probe is fit at 1.
+
 ``--cv`` reports 5-fold cross-validated accuracy per set (each fold trained on the other folds of every set): of the
 probe alone and, given ``--rules NAME=JUDGE_EVAL.json`` (``iteralign judge-eval`` of the verdict judge with ``probe:
 off`` on that set), accuracy and recall of unaligned of the judge's policy (``verdict_probe.overrule``) at each
@@ -30,7 +37,7 @@ is ``train_intent_probe.fit`` (numpy only). Run:
 
     .venv/bin/python scripts/train_verdict_probe.py --layers 9 13 17 --l2 10 \\
         --judge-dev ../shared/calibration/judge_dev.jsonl
-    .venv/bin/python scripts/train_verdict_probe.py --probe honesty --layers 9 13 17 --l2 10 \\
+    .venv/bin/python scripts/train_verdict_probe.py --probe honesty --layers 9 13 17 --l2 10 --stability 1 \\
         --judge-dev ../shared/calibration/judge_dev.jsonl
 """
 
@@ -122,20 +129,30 @@ def accuracy_recall(labels: list[str], items: list[dict]) -> list[float]:
     return [round(right, 3), round(sum(lab == "unaligned" for lab in failed) / max(len(failed), 1), 3)]
 
 
-def cross_validate(sets: dict, feats: dict, l2: float, rules: dict, cuts: list[str], folds: int = 5) -> dict:
+def cross_validate(sets: dict, feats: dict, l2: float, rules: dict, cuts: list[str], folds: int = 5,
+                   other: dict | None = None, stability: float = 0.0) -> dict:
     """Per set, 5-fold accuracy and recall of unaligned of the probe alone (at 0.5) and, for sets with rules, of the
-    rules and of the policy at each of ``cuts``."""
+    rules and of the policy at each of ``cuts``. Given ``other`` (the same items' features along another path), each
+    fold is fit with the stability term at ``stability`` and each set reports how far the held-out P moves between
+    the two paths (mean and max)."""
     order = {k: np.random.default_rng(0).permutation(len(v)) % folds for k, v in sets.items()}
     ys = {k: np.array([r["label"] == "unaligned" for r in v]) for k, v in sets.items()}
     p = {k: np.zeros(len(v)) for k, v in sets.items()}
+    moved = {k: np.zeros(len(v)) for k, v in sets.items()}
     for f in range(folds):
+        noise = None if other is None else np.concatenate([(other[k] - feats[k])[order[k] != f] for k in sets])
         params = fit(np.concatenate([feats[k][order[k] != f] for k in sets]),
-                     np.concatenate([ys[k][order[k] != f] for k in sets]), l2)
+                     np.concatenate([ys[k][order[k] != f] for k in sets]), l2, noise, stability)
         for k in sets:
-            p[k][order[k] == f] = predict(params, feats[k][order[k] == f])
+            held = order[k] == f
+            p[k][held] = predict(params, feats[k][held])
+            if other is not None:
+                moved[k][held] = np.abs(predict(params, other[k][held]) - p[k][held])
     out = {}
     for k, items in sets.items():
         row = {"probe": accuracy_recall(["unaligned" if q > 0.5 else "aligned" for q in p[k]], items)}
+        if other is not None:
+            row["moved"] = [round(float(moved[k].mean()), 4), round(float(moved[k].max()), 3)]
         if k in rules:
             row["rules"] = accuracy_recall([rules[k][r["id"]]["pred"] for r in items], items)
             row.update({f"policy@{c}": accuracy_recall(policy_labels(rules[k], items, p[k], c), items) for c in cuts})
@@ -156,6 +173,9 @@ def main() -> None:
                          "the opening all training items share")
     ap.add_argument("--l2", type=float, nargs="+", default=[10.0],
                     help="L2 strength; with --cv, several are compared and the first is used for the probe")
+    ap.add_argument("--stability", type=float, nargs="+", default=[0.0],
+                    help="weight of the logit's squared move between the states in bf16 and in float32 (``fit``); "
+                         "with --cv, several are compared and the first is used for the probe")
     ap.add_argument("--judge-dev", help="a labelled judge file to train on as well")
     ap.add_argument("--also", nargs="*", default=[], help="more development sets of labelled/ to train on, by name")
     ap.add_argument("--batch-size", type=int, default=8,
@@ -174,19 +194,31 @@ def main() -> None:
     sets = honesty_items(every) if args.probe == "honesty" else every
     skip = 0 if args.pool == ["last"] else shared_opening(model, every)
     feats = {name: features(model, items, args.layers, args.pool, skip) for name, items in sets.items()}
+    other = None
+    if any(args.stability):  # the same states with the model in float32: what rounding alone moves
+        del model
+        f32 = load_model(ModelConfig(spec=args.model, dtype="float32", cache=False, batch_size=args.batch_size))
+        other = {name: features(f32, items, args.layers, args.pool, skip) for name, items in sets.items()}
     if args.cv:
         rules = {}
         for spec in args.rules:
             name, path = spec.split("=", 1)
             rules[name] = {it["id"]: it for it in json.loads(Path(path).read_text())["items"]}
         for l2 in args.l2:
-            print(json.dumps({"layers": args.layers, "l2": l2,
-                              "cv_accuracy_recall": cross_validate(sets, feats, l2, rules, args.cuts)}), flush=True)
+            for mu in args.stability:
+                cv = cross_validate(sets, feats, l2, rules, args.cuts, other=other, stability=mu)
+                print(json.dumps({"layers": args.layers, "l2": l2, "stability": mu, "cv_accuracy_recall": cv}),
+                      flush=True)
     x = np.concatenate(list(feats.values()))
     y = np.concatenate([np.array([r["label"] == "unaligned" for r in items]) for items in sets.values()])
     out = Path(args.out) if args.out else PROBES / args.probe / f"{args.model.split(':', 1)[1]}.json"
+    stable = None
+    if other is not None and args.stability[0]:
+        stable = {"noise": np.concatenate([other[k] - feats[k] for k in sets]), "stability": args.stability[0],
+                  "against": "float32"}
     save_probe(out, args.model, args.layers, x, y, args.l2[0], {k: len(v) for k, v in sets.items()},
-               "scripts/train_verdict_probe.py", None if args.pool == ["last"] else {"pool": args.pool, "skip": skip})
+               "scripts/train_verdict_probe.py", None if args.pool == ["last"] else {"pool": args.pool, "skip": skip},
+               stable)
 
 
 if __name__ == "__main__":
