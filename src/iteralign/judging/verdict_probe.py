@@ -29,7 +29,10 @@ above; the probe does not tell a false answer from an evasive one, and the failu
 probe read falsehoods only. Why a second probe: the verdict probe, trained on every kind, reads the tuned model's
 muddled answers to benign questions no better than chance; trained on those answers alone the same states separate
 them (cross-validated on the development sets, BENCHMARKS.md, "An honesty probe" and "The honesty probe reads every
-failed answer").
+failed answer"). It is fit to hold still under rounding (``--stability 1``: the fit also pays for the logit's move
+between the states in bf16 and in float32), since its cut sits where a change of summation order alone (oneDNN's
+packed products against MKL's) moved a crafted reply across it (BENCHMARKS.md, "Probes fit to hold still under
+rounding").
 """
 
 from __future__ import annotations
