@@ -105,7 +105,9 @@ def test_packed_linears_keep_bf16_logits_and_float32_ones_where_bf16_is_not_nati
     if _cpu_packs_bf16():
         assert torch.equal(got, want)
     else:  # float32 products rounded to bf16: as near the float32 model as plain bf16 is (measured: mean 0.28, 0.30)
-        assert type(packed.lm_head).__name__ == "Float32Linear" and not packed.lm_head.packed  # MKL: see hf_linear
+        from iteralign.models.hf_linear import _ops_available
+
+        assert type(packed.lm_head).__name__ == "Float32Linear" and packed.lm_head.packed == _ops_available()
         with torch.inference_mode():
             exact = AutoModelForCausalLM.from_pretrained(smol_path, dtype=torch.float32)(input_ids=ids).logits
         assert (got.float() - exact).abs().mean() <= 1.1 * (want.float() - exact).abs().mean()
@@ -161,6 +163,40 @@ def test_where_packing_is_refused_bf16_layers_multiply_in_float32_unless_the_cpu
     with torch.inference_mode():
         got = model(x)
     assert got.dtype == torch.bfloat16 and torch.equal(got, want)
+
+
+def test_where_only_float32_packs_bf16_layers_multiply_packed_float32_copies(monkeypatch):
+    """An AVX2 CPU: oneDNN packs float32 weights but not bf16 ones. Each bf16 layer then multiplies a packed float32
+    copy of its weights (2-3x MKL's speed at decoding's few rows): the float32 product of the same values up to
+    summation order, rounded to bf16."""
+    import torch
+
+    from iteralign.models import hf_linear
+
+    if not hf_linear._ops_available():
+        pytest.skip("this torch has no oneDNN linear ops")
+    real = torch.ops.mkldnn._reorder_linear_weight
+
+    def float32_only(weight, rows):
+        if weight.dtype == torch.bfloat16:
+            raise RuntimeError("mkldnn_reorder_linear_weight: bf16 path needs the cpu support avx_ne_convert")
+        return real(weight, rows)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", float32_only)
+    monkeypatch.setattr(hf_linear, "native_bf16", lambda: False)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.ReLU(), torch.nn.Linear(96, 40)).to(torch.bfloat16)
+    x = torch.randn(3, 7, 64, dtype=torch.bfloat16)
+    w0, b0, w1, b1 = (p.detach().float() for p in (model[0].weight, model[0].bias, model[2].weight, model[2].bias))
+    hidden = torch.relu(torch.nn.functional.linear(x.float(), w0, b0).to(torch.bfloat16))
+    want = torch.nn.functional.linear(hidden.float(), w1, b1).to(torch.bfloat16)
+    assert hf_linear.pack_linears(model) == 2
+    assert [type(m).__name__ for m in model] == ["Float32Linear", "ReLU", "Float32Linear"]
+    assert model[0].packed and model[2].packed
+    with torch.inference_mode():
+        got = model(x)
+    assert got.dtype == torch.bfloat16
+    assert torch.allclose(got.float(), want.float(), rtol=2 ** -7, atol=2 ** -7)  # a bf16 rounding step at most
 
 
 @pytest.mark.parametrize("native", [True, False])

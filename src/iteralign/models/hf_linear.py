@@ -18,22 +18,25 @@ float32's speed, for twice the weight memory.
 On the same EPYC, at the 2-16 rows of decoding, MKL's float32 ``F.linear`` reads a large weight (SmolLM2's 49k-row
 head, the 1.5B's MLP) at 2-5 GB/s of the ~20 the memory gives, and oneDNN's packed float32 product at 7-13 (2-3x
 faster; at 64 rows 46-81 GFLOP/s against 93-100; bench/linear_paths.py), and a row's product does not depend on the
-rows beside it, where MKL's does. So float32 models are packed there (``Float32Linear`` with ``packed``). The
-float32 copies of bf16 layers are not: packed, the 1.5B decodes 2.5x faster, but the shipped judge's probes, read
-from the 0.5B's bf16 hidden states, move by up to 0.2 with the different rounding, and one of issue 16's crafted
-replies crosses the honesty probe's cut (P(dishonest) 0.44 -> 0.63 against 0.6; BENCHMARKS.md). bf16 answers are
-as near float32 either way.
+rows beside it, where MKL's does. So float32 layers are packed there, and so are the float32 copies of bf16 layers
+(``Float32Linear`` with ``packed``): the 1.5B decodes 2.5x faster. The products round differently from MKL's; bf16
+answers are as near float32 either way, but the judge's probes read the 0.5B's bf16 hidden states, which move with
+the rounding. The honesty probe, whose cut a crafted reply crossed on that move alone, is fit to hold still under it
+(``scripts/train_intent_probe.fit``'s stability term); the verdict probe moves by 0.02-0.05 on average and is not
+refit (BENCHMARKS.md, "Probes fit to hold still under rounding").
 
 ``pack_linears(model)`` swaps every ``nn.Linear`` of an inference model for a ``PackedLinear`` holding the packed
-weight (and the bias), or where packing is refused and the CPU has no native bf16, for a ``Float32Linear``; the
-original weight is dropped unless something else holds it (a tied input embedding). It is applied to bfloat16 models
-on CPU, and to float32 ones on a CPU without native bf16 (where bf16 is native, float32 is left to MKL: not measured
-there); a packed layer only when its probe product matches ``F.linear`` (bit for bit in bf16, to float32 rounding
-in float32); otherwise the model is left as it is. Training never sees a swapped model (the SFT stage loads its own).
+weight (and the bias), or where packing is refused and the CPU has no native bf16, for a ``Float32Linear`` (packed
+where oneDNN packs float32, else through MKL); the original weight is dropped unless something else holds it (a tied
+input embedding). It is applied to bfloat16 models on CPU, and to float32 ones on a CPU without native bf16 (where
+bf16 is native, float32 is left to MKL: not measured there); a packed layer only when its probe product matches
+``F.linear`` (bit for bit in bf16, to float32 rounding in float32); otherwise the model is left as it is. Training
+never sees a swapped model (the SFT stage loads its own).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Any
 
@@ -159,9 +162,9 @@ def _probe(cls: Any, linear: Any, exact: bool = True) -> bool:
 
 def pack_linears(model: Any) -> int:
     """Replace the CPU ``nn.Linear`` layers of the model's dtype, in place: bf16 ones by packed ones, or on a CPU
-    without native bf16 where packing is refused, by float32 ones; float32 ones, on a CPU without native bf16 only,
-    by packed float32 ones. Returns how many were replaced (0 when nothing applies, or packing is unavailable or its
-    probe disagrees with ``F.linear``)."""
+    without native bf16 where packing is refused, by float32 copies (packed where oneDNN packs float32); float32
+    ones, on a CPU without native bf16 only, by packed float32 ones. Returns how many were replaced (0 when nothing
+    applies, or packing is unavailable or its probe disagrees with ``F.linear``)."""
     import torch
 
     targets = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
@@ -174,12 +177,13 @@ def pack_linears(model: Any) -> int:
         cls = _module_class()
     elif native_bf16():  # float32 stays with MKL there: packing it is measured to help on AVX2 only
         return 0
-    elif first.weight.dtype == torch.float32:
-        cls = functools.partial(_float32_class(), packed=True)
-        if not (_ops_available() and _probe(cls, first, exact=False)):
-            return 0
-    else:  # bf16 by float32 copies, through MKL: packed, the judge's probes move (see the module docstring)
+    else:  # float32 products, packed where oneDNN packs float32; bf16 layers by float32 copies, else through MKL
         cls = _float32_class()
+        packed = functools.partial(cls, packed=True)
+        if _ops_available() and _probe(packed, copy.deepcopy(first).float(), exact=False):
+            cls = packed
+        elif first.weight.dtype == torch.float32:
+            return 0
     for parent, name, child in targets:
         setattr(parent, name, cls(child))
     return len(targets)
