@@ -189,16 +189,21 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="probe file (default: probes/<--probe>/<model name>.json)")
     args = ap.parse_args()
 
-    model = load_model(ModelConfig(spec=args.model, dtype="bfloat16", cache=False, batch_size=args.batch_size))
+    def load(dtype: str):
+        return load_model(ModelConfig(spec=args.model, dtype=dtype, cache=False, batch_size=args.batch_size))
+
+    def read(model) -> dict[str, np.ndarray]:  # every training set's features on ``model``
+        return {name: features(model, items, args.layers, args.pool, skip) for name, items in sets.items()}
+
+    model = load("bfloat16")
     every = training_items(args.judge_dev, tuple(args.also))
     sets = honesty_items(every) if args.probe == "honesty" else every
     skip = 0 if args.pool == ["last"] else shared_opening(model, every)
-    feats = {name: features(model, items, args.layers, args.pool, skip) for name, items in sets.items()}
+    feats = read(model)
     other = None
     if any(args.stability):  # the same states with the model in float32: what rounding alone moves
         del model
-        f32 = load_model(ModelConfig(spec=args.model, dtype="float32", cache=False, batch_size=args.batch_size))
-        other = {name: features(f32, items, args.layers, args.pool, skip) for name, items in sets.items()}
+        other = read(load("float32"))
     if args.cv:
         rules = {}
         for spec in args.rules:
