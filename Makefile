@@ -41,10 +41,19 @@ $(VENV)/.extras: requirements-extras.txt $(VENV)/.installed
 
 install-extras: $(VENV)/.extras
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each with its share of the cores as torch threads: most
+# tests are one-threaded Python, so two one-thread workers keep both cores of a small machine busy where one process
+# left them at 123% (10.5 min against 16 here; BENCHMARKS.md, "make test in two workers"). Two threads per worker on
+# two cores oversubscribes them (17 min). Memory bounds the workers: the largest test holds 8 GB. TEST_WORKERS=0 runs
+# the suite in this one process.
+TEST_WORKERS ?= 2
+TEST_THREADS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); w=$(TEST_WORKERS); [ "$$w" -gt 0 ] || w=1; \
+                  t=$$((n / w)); echo $$((t > 0 ? t : 1)))
+
 # The report's browser test needs Debian's chromium: installed once here (a no-op when present).
 test: $(VENV)/.installed $(VENV)/.plugin $(VENV)/.extras
 	sh scripts/install-chromium.sh
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: $(VENV)/.installed $(VENV)/.models $(VENV)/.plugin $(VENV)/.extras
 	$(BIN)/python -m pytest -q -m slow
