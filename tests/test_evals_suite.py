@@ -14,7 +14,7 @@ from iteralign.records import Prompt
 
 BUILT_IN = ("truthfulqa", "hhh", "redteam", "xstest")  # "all" also holds the test plugin's benchmark
 from iteralign.evals.suite import EvalConfig, GateConfig, evaluate, gate, run_evals
-from iteralign.models.scripted import Rules, ScoreRule, ScriptedModel
+from iteralign.models.scripted import Rules, ScriptedModel
 
 
 @pytest.fixture

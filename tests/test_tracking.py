@@ -3,7 +3,6 @@ files (read back with TensorBoard's own reader); a tracker that is not installed
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

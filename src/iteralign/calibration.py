@@ -14,7 +14,6 @@ recall, and is counted separately. `iteralign judge-eval --judge CONFIG --data F
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
