@@ -43,7 +43,7 @@ install-extras: $(VENV)/.extras
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist), each with its share of the cores as torch threads: most
 # tests are one-threaded Python, so two one-thread workers keep both cores of a small machine busy where one process
-# left them at 123% (10.5 min against 16 here; BENCHMARKS.md, "make test in two workers"). Two threads per worker on
+# left them at 123% (10.5 min against 16 here; BENCHMARKS.md, "In two workers"). Two threads per worker on
 # two cores oversubscribes them (17 min). Memory bounds the workers: the largest test holds 8 GB. TEST_WORKERS=0 runs
 # the suite in this one process.
 TEST_WORKERS ?= 2
