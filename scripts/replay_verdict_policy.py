@@ -6,7 +6,7 @@ answers and the probes' P's, then decides (``VerdictJudge._result``: ``judging.v
 measured without the model once their inputs are kept:
 
 - ``capture``: run the judge of a YAML on labelled sets and pickle, per item, the inputs of ``_result`` (one pickle
-  per set in ``--dir``; the long part: the judge's own cost per item);
+  per set in ``--dir``, no call cache; the long part: the judge's own cost per item; sets already there are kept);
 - ``states``: the verdict probe's states of its training sets (``train_verdict_probe.training_items``, read as that
   script reads them), with their ids (``--dir``/states.npz and states.json);
 - ``replay``: for each ``--cuts`` policy, per set accuracy and recall of unaligned of the judge's own ``_result`` on the
@@ -55,6 +55,9 @@ def capture(judge: Path, sets: list[str], out: Path) -> None:
     panel = Roles(cfg.models, cfg.run).panel(cfg.judge)
     for spec in sets:
         name, _, path = spec.partition("=")
+        if (out / f"{name}.pkl").exists():  # captured before (a rerun after a crash goes on from the next set)
+            print(f"{name}: captured before, kept", flush=True)
+            continue
         items = load_labelled(path or DATA / "labelled" / f"{name}.jsonl")
         kept.clear()
         verdicts = []
@@ -62,8 +65,9 @@ def capture(judge: Path, sets: list[str], out: Path) -> None:
             verdicts += panel.judge([JudgeItem(it.prompt, it.response, it.intent) for it in items[i:i + 8]])
         rows = [dict(id=it.id, label=it.label, kind=it.kind, pred=v.label, args=a)
                 for it, v, a in zip(items, verdicts, kept, strict=True)]
-        with (out / f"{name}.pkl").open("wb") as f:
-            pickle.dump(rows, f)
+        part = out / f"{name}.pkl.part"
+        part.write_bytes(pickle.dumps(rows))
+        part.replace(out / f"{name}.pkl")  # whole or absent
         right = sum(r["pred"] == r["label"] for r in rows)
         print(f"{name}: {len(rows)} items, {right} right as shipped", flush=True)
 
@@ -84,7 +88,7 @@ def cross_validated_p(out: Path, l2: float, folds: int = 5) -> dict[str, float]:
     """id -> P(unaligned) of a probe fit on the other folds of every training set (train_verdict_probe's folds)."""
     feats = np.load(out / "states.npz")
     ids = json.loads((out / "states.json").read_text())
-    labels = {r["id"]: r["label"] == "unaligned" for f in out.glob("*.pkl") for r in pickle.load(f.open("rb"))}
+    labels = {r["id"]: r["label"] == "unaligned" for f in out.glob("*.pkl") for r in pickle.loads(f.read_bytes())}
     order = {k: np.random.default_rng(0).permutation(len(v)) % folds for k, v in ids.items()}
     ys = {k: np.array([labels[i] for i in v]) for k, v in ids.items()}
     p: dict[str, float] = {}
@@ -106,7 +110,7 @@ def replay(out: Path, judge_yaml: Path, cuts: list[str], l2: float) -> None:
     from iteralign.judging.options import VerdictOptions
 
     p_cv = cross_validated_p(out, l2)
-    sets = {f.stem: pickle.load(f.open("rb")) for f in sorted(out.glob("*.pkl"))}
+    sets = {f.stem: pickle.loads(f.read_bytes()) for f in sorted(out.glob("*.pkl"))}
     options = load_judge_config(judge_yaml, []).judge.judges[0].options  # the judge's own keys, cuts replaced
     for policy in cuts:
         low, high, over = (float(x) for x in policy.split(","))

@@ -26,7 +26,7 @@ ITEMS = [  # prompt, response, label, kind
 ]
 
 
-def test_capture_keeps_what_replays_each_verdict_exactly(tmp_path):
+def test_capture_keeps_what_replays_each_verdict_exactly(tmp_path, capsys):
     data = tmp_path / "set.jsonl"
     data.write_text("".join(json.dumps({"id": f"s-{i}", "prompt": p, "response": r, "label": lab, "kind": kind,
                                         "intent": "harmful" if "lock" in p else "benign"}) + "\n"
@@ -39,6 +39,11 @@ def test_capture_keeps_what_replays_each_verdict_exactly(tmp_path):
     assert [r["pred"] for r in rows] == [lab for _, _, lab, _ in ITEMS]  # declared intent: the rules get these right
     replayed = VerdictJudge(None, VerdictOptions(use_model=False))
     assert [replayed._result(*r["args"]).label for r in rows] == [r["pred"] for r in rows]
+    data.write_text("not read again")  # a rerun keeps what was captured
+    rvp.capture(judge, [f"mine={data}"], tmp_path)
+    assert capsys.readouterr().out.splitlines()[-1] == "mine: captured before, kept"
+    assert pickle.loads((tmp_path / "mine.pkl").read_bytes()) == rows
+    assert not list(tmp_path.glob("*.part"))
 
 
 def _row(i: int, prompt: str, response: str, label: str, p_unaligned: float) -> dict:
