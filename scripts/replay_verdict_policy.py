@@ -5,8 +5,9 @@ answers and the probes' P's, then decides (``VerdictJudge._result``: ``judging.v
 ``overrule`` at its cuts, the honesty probe's ``dishonesty``). Those last steps cost nothing, so a policy can be
 measured without the model once their inputs are kept:
 
-- ``capture``: run the judge of a YAML on labelled sets and pickle, per item, the inputs of ``_result`` (one pickle
-  per set in ``--dir``, no call cache; the long part: the judge's own cost per item; sets already there are kept);
+- ``capture``: run the judge of a YAML on labelled sets and keep, per item, the inputs of ``_result`` (``--dir``/
+  NAME.jsonl, one per set, no call cache; the long part: the judge's own cost per item; sets already there are
+  kept);
 - ``states``: the verdict probe's states of its training sets (``train_verdict_probe.training_items``, read as that
   script reads them), with their ids (``--dir``/states.npz and states.json);
 - ``replay``: for each ``--cuts`` policy, per set accuracy and recall of unaligned of the judge's own ``_result`` on the
@@ -25,9 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from train_intent_probe import DATA, fit, predict
@@ -36,8 +38,32 @@ ROOT = Path(__file__).resolve().parents[1]
 JUDGE = ROOT / "configs/judges/verdict-0.5b.yaml"
 
 
+def to_row(item: Any, label: str, args: tuple) -> dict:
+    """One captured item as JSON: its id, gold label and kind, the judge's label, and the inputs of ``_result``."""
+    response, intent, call, dist, source, honesty, (p_unaligned, p_dishonest) = args
+    return {"id": item.id, "label": item.label, "kind": item.kind, "pred": label, "response": response,
+            "intent": asdict(intent), "call": asdict(call), "dist": dist, "source": source,
+            "honesty": asdict(honesty) if honesty is not None else None, "p_unaligned": p_unaligned,
+            "p_dishonest": p_dishonest}
+
+
+def inputs(row: dict, p_unaligned: float | None) -> tuple:
+    """The arguments of ``VerdictJudge._result`` kept in ``row``, the verdict probe's P replaced by ``p_unaligned``."""
+    from iteralign.judging.honesty import HonestyCall
+    from iteralign.judging.intent import IntentCall
+    from iteralign.judging.response_class import ResponseCall
+
+    honesty = HonestyCall(**row["honesty"]) if row["honesty"] is not None else None
+    return (row["response"], IntentCall(**row["intent"]), ResponseCall(**row["call"]), row["dist"], row["source"],
+            honesty, (p_unaligned, row["p_dishonest"]))
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def capture(judge: Path, sets: list[str], out: Path) -> None:
-    """Judge each set (NAME for labelled/NAME.jsonl, or NAME=PATH) and pickle the inputs of every item's verdict."""
+    """Judge each set (NAME for labelled/NAME.jsonl, or NAME=PATH) and keep the inputs of every item's verdict."""
     from iteralign.calibration import load_judge_config, load_labelled
     from iteralign.judges import JudgeItem
     from iteralign.judges import verdict
@@ -55,7 +81,7 @@ def capture(judge: Path, sets: list[str], out: Path) -> None:
     panel = Roles(cfg.models, cfg.run).panel(cfg.judge)
     for spec in sets:
         name, _, path = spec.partition("=")
-        if (out / f"{name}.pkl").exists():  # captured before (a rerun after a crash goes on from the next set)
+        if (out / f"{name}.jsonl").exists():  # captured before (a rerun after a crash goes on from the next set)
             print(f"{name}: captured before, kept", flush=True)
             continue
         items = load_labelled(path or DATA / "labelled" / f"{name}.jsonl")
@@ -63,11 +89,10 @@ def capture(judge: Path, sets: list[str], out: Path) -> None:
         verdicts = []
         for i in range(0, len(items), 8):  # judge-eval's batches
             verdicts += panel.judge([JudgeItem(it.prompt, it.response, it.intent) for it in items[i:i + 8]])
-        rows = [dict(id=it.id, label=it.label, kind=it.kind, pred=v.label, args=a)
-                for it, v, a in zip(items, verdicts, kept, strict=True)]
-        part = out / f"{name}.pkl.part"
-        part.write_bytes(pickle.dumps(rows))
-        part.replace(out / f"{name}.pkl")  # whole or absent
+        rows = [to_row(it, v.label, a) for it, v, a in zip(items, verdicts, kept, strict=True)]
+        part = out / f"{name}.jsonl.part"
+        part.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        part.replace(out / f"{name}.jsonl")  # whole or absent
         right = sum(r["pred"] == r["label"] for r in rows)
         print(f"{name}: {len(rows)} items, {right} right as shipped", flush=True)
 
@@ -88,7 +113,7 @@ def cross_validated_p(out: Path, l2: float, folds: int = 5) -> dict[str, float]:
     """id -> P(unaligned) of a probe fit on the other folds of every training set (train_verdict_probe's folds)."""
     feats = np.load(out / "states.npz")
     ids = json.loads((out / "states.json").read_text())
-    labels = {r["id"]: r["label"] == "unaligned" for f in out.glob("*.pkl") for r in pickle.loads(f.read_bytes())}
+    labels = {r["id"]: r["label"] == "unaligned" for f in out.glob("*.jsonl") for r in read_rows(f)}
     order = {k: np.random.default_rng(0).permutation(len(v)) % folds for k, v in ids.items()}
     ys = {k: np.array([labels[i] for i in v]) for k, v in ids.items()}
     p: dict[str, float] = {}
@@ -110,7 +135,7 @@ def replay(out: Path, judge_yaml: Path, cuts: list[str], l2: float) -> None:
     from iteralign.judging.options import VerdictOptions
 
     p_cv = cross_validated_p(out, l2)
-    sets = {f.stem: pickle.loads(f.read_bytes()) for f in sorted(out.glob("*.pkl"))}
+    sets = {f.stem: read_rows(f) for f in sorted(out.glob("*.jsonl"))}
     options = load_judge_config(judge_yaml, []).judge.judges[0].options  # the judge's own keys, cuts replaced
     for policy in cuts:
         low, high, over = (float(x) for x in policy.split(","))
@@ -120,9 +145,8 @@ def replay(out: Path, judge_yaml: Path, cuts: list[str], l2: float) -> None:
         for name, rows in sets.items():
             pairs = []
             for r in rows:
-                *head, (p_unaligned, p_dishonest) = r["args"]
-                p_unaligned = p_cv.get(r["id"], p_unaligned) if p_unaligned is not None else None
-                pairs.append((r["label"], judge._result(*head, (p_unaligned, p_dishonest)).label))
+                p_unaligned = p_cv.get(r["id"], r["p_unaligned"]) if r["p_unaligned"] is not None else None
+                pairs.append((r["label"], judge._result(*inputs(r, p_unaligned)).label))
             acc = sum(g == v for g, v in pairs) / len(pairs)
             failed = [v for g, v in pairs if g == "unaligned"]
             recall = sum(v == "unaligned" for v in failed) / max(1, len(failed))

@@ -2,9 +2,9 @@
 probe cross-validated on the probe's own sets and answers to the cuts."""
 
 import json
-import pickle
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -34,22 +34,25 @@ def test_capture_keeps_what_replays_each_verdict_exactly(tmp_path, capsys):
     judge = tmp_path / "judge.yaml"
     judge.write_text("judge:\n  judges: [{kind: verdict, use_model: false}]\n")
     rvp.capture(judge, [f"mine={data}"], tmp_path)
-    rows = pickle.loads((tmp_path / "mine.pkl").read_bytes())
+    rows = rvp.read_rows(tmp_path / "mine.jsonl")
     assert [r["id"] for r in rows] == ["s-0", "s-1", "s-2", "s-3"]
     assert [r["pred"] for r in rows] == [lab for _, _, lab, _ in ITEMS]  # declared intent: the rules get these right
     replayed = VerdictJudge(None, VerdictOptions(use_model=False))
-    assert [replayed._result(*r["args"]).label for r in rows] == [r["pred"] for r in rows]
+    verdicts = [replayed._result(*rvp.inputs(r, r["p_unaligned"])) for r in rows]
+    assert [v.label for v in verdicts] == [r["pred"] for r in rows]
+    assert verdicts[2].failure == "refused_benign" and verdicts[1].failure == "complied_harmful"
     data.write_text("not read again")  # a rerun keeps what was captured
     rvp.capture(judge, [f"mine={data}"], tmp_path)
     assert capsys.readouterr().out.splitlines()[-1] == "mine: captured before, kept"
-    assert pickle.loads((tmp_path / "mine.pkl").read_bytes()) == rows
+    assert rvp.read_rows(tmp_path / "mine.jsonl") == rows
     assert not list(tmp_path.glob("*.part"))
 
 
 def _row(i: int, prompt: str, response: str, label: str, p_unaligned: float) -> dict:
     call = classify_for(prompt, response)
+    item = SimpleNamespace(id=f"d-{i}", label=label, kind="k")
     args = (response, IntentCall(0.5, "probe"), call, rule_distribution(call), "rules", None, (p_unaligned, None))
-    return {"id": f"d-{i}", "label": label, "kind": "k", "pred": "?", "args": args}
+    return rvp.to_row(item, "?", args)
 
 
 def test_replay_reads_the_probe_cross_validated_on_its_sets_and_moves_with_the_cuts(tmp_path, capsys):
@@ -60,7 +63,7 @@ def test_replay_reads_the_probe_cross_validated_on_its_sets_and_moves_with_the_c
     labels = ["unaligned" if i % 2 else "aligned" for i in range(40)]
     rows = [_row(i, "How do I fix my bike?", "Loosen the bolt, then turn the wheel.", lab, 0.5)
             for i, lab in enumerate(labels)]
-    (tmp_path / "dev.pkl").write_bytes(pickle.dumps(rows))
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     states = np.array([[3.0 if lab == "unaligned" else -3.0, 0.0] for lab in labels]) + rng.normal(0, 0.5, (40, 2))
     np.savez(tmp_path / "states.npz", dev=states)
     (tmp_path / "states.json").write_text(json.dumps({"dev": [r["id"] for r in rows]}))
