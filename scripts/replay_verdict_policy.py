@@ -47,15 +47,17 @@ def to_row(item: Any, label: str, args: tuple) -> dict:
             "p_dishonest": p_dishonest}
 
 
-def inputs(row: dict, p_unaligned: float | None) -> tuple:
-    """The arguments of ``VerdictJudge._result`` kept in ``row``, the verdict probe's P replaced by ``p_unaligned``."""
+def inputs(row: dict, p_cv: dict[str, float]) -> tuple:
+    """The arguments of ``VerdictJudge._result`` kept in ``row``, the verdict probe's P replaced by the
+    cross-validated one where ``p_cv`` has the item (and the judge read a probe at all)."""
     from iteralign.judging.honesty import HonestyCall
     from iteralign.judging.intent import IntentCall
     from iteralign.judging.response_class import ResponseCall
 
     honesty = HonestyCall(**row["honesty"]) if row["honesty"] is not None else None
+    p_unaligned = row["p_unaligned"]
     return (row["response"], IntentCall(**row["intent"]), ResponseCall(**row["call"]), row["dist"], row["source"],
-            honesty, (p_unaligned, row["p_dishonest"]))
+            honesty, (p_cv.get(row["id"], p_unaligned) if p_unaligned is not None else None, row["p_dishonest"]))
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -63,9 +65,9 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def capture(judge: Path, sets: list[str], out: Path) -> None:
-    """Judge each set (NAME for labelled/NAME.jsonl, or NAME=PATH) and keep the inputs of every item's verdict."""
-    from iteralign.calibration import load_judge_config, load_labelled
-    from iteralign.judges import JudgeItem
+    """Judge each set (NAME for labelled/NAME.jsonl, or NAME=PATH) as judge-eval does (``calibration.calibrate``)
+    and keep the inputs of every item's verdict."""
+    from iteralign.calibration import calibrate, load_judge_config, load_labelled
     from iteralign.judges import verdict
     from iteralign.roles import Roles
 
@@ -76,36 +78,44 @@ def capture(judge: Path, sets: list[str], out: Path) -> None:
         kept.append(args)
         return result(self, *args)
 
-    verdict.VerdictJudge._result = keep
     cfg = load_judge_config(judge, ["run.cache=false"])
     panel = Roles(cfg.models, cfg.run).panel(cfg.judge)
-    for spec in sets:
-        name, _, path = spec.partition("=")
-        if (out / f"{name}.jsonl").exists():  # captured before (a rerun after a crash goes on from the next set)
-            print(f"{name}: captured before, kept", flush=True)
-            continue
-        items = load_labelled(path or DATA / "labelled" / f"{name}.jsonl")
-        kept.clear()
-        verdicts = []
-        for i in range(0, len(items), 8):  # judge-eval's batches
-            verdicts += panel.judge([JudgeItem(it.prompt, it.response, it.intent) for it in items[i:i + 8]])
-        rows = [to_row(it, v.label, a) for it, v, a in zip(items, verdicts, kept, strict=True)]
-        part = out / f"{name}.jsonl.part"
-        part.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        part.replace(out / f"{name}.jsonl")  # whole or absent
-        right = sum(r["pred"] == r["label"] for r in rows)
-        print(f"{name}: {len(rows)} items, {right} right as shipped", flush=True)
+    verdict.VerdictJudge._result = keep
+    try:
+        for spec in sets:
+            name, _, path = spec.partition("=")
+            if (out / f"{name}.jsonl").exists():  # captured before (a rerun after a crash goes on from the next set)
+                print(f"{name}: captured before, kept", flush=True)
+                continue
+            items = load_labelled(path or DATA / "labelled" / f"{name}.jsonl")
+            kept.clear()
+            judged = calibrate(panel, items)["items"]
+            rows = [to_row(it, j["pred"], a) for it, j, a in zip(items, judged, kept, strict=True)]
+            part = out / f"{name}.jsonl.part"
+            part.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            part.replace(out / f"{name}.jsonl")  # whole or absent
+            right = sum(r["pred"] == r["label"] for r in rows)
+            print(f"{name}: {len(rows)} items, {right} right as shipped", flush=True)
+    finally:
+        verdict.VerdictJudge._result = result  # the judge as it was, for whatever runs next in this process
 
 
 def states(model_spec: str, judge_dev: str | None, out: Path) -> None:
-    """The verdict probe's states (layers 9 13 17, last token) of its training sets, as train_verdict_probe reads
+    """The shipped verdict probe's states (its layers and pooling) of its training sets, as train_verdict_probe reads
     them, and the items' ids in the same order."""
     import train_verdict_probe as tvp
+    from iteralign.judging.linear_probe import find_probe
+    from iteralign.judging.verdict_probe import VERDICT_PROBES
     from iteralign.models.base import ModelConfig, load_model
 
+    probe = find_probe(model_spec, VERDICT_PROBES)
+    if probe is None:
+        raise SystemExit(f"no verdict probe is shipped for {model_spec}")
+    layers = probe.layer if isinstance(probe.layer, list) else [probe.layer]
     model = load_model(ModelConfig(spec=model_spec, dtype="bfloat16", cache=False, batch_size=8))
     sets = tvp.training_items(judge_dev)
-    np.savez(out / "states.npz", **{k: tvp.features(model, v, [9, 13, 17], ["last"], 0) for k, v in sets.items()})
+    np.savez(out / "states.npz",
+             **{k: tvp.features(model, v, layers, probe.pool, probe.skip) for k, v in sets.items()})
     (out / "states.json").write_text(json.dumps({k: [r["id"] for r in v] for k, v in sets.items()}))
 
 
@@ -135,7 +145,8 @@ def replay(out: Path, judge_yaml: Path, cuts: list[str], l2: float) -> None:
     from iteralign.judging.options import VerdictOptions
 
     p_cv = cross_validated_p(out, l2)
-    sets = {f.stem: read_rows(f) for f in sorted(out.glob("*.jsonl"))}
+    sets = {f.stem: [(r["label"], inputs(r, p_cv), r["id"] in p_cv) for r in read_rows(f)]  # gold, inputs, CV'd
+            for f in sorted(out.glob("*.jsonl"))}
     options = load_judge_config(judge_yaml, []).judge.judges[0].options  # the judge's own keys, cuts replaced
     for policy in cuts:
         low, high, over = (float(x) for x in policy.split(","))
@@ -143,15 +154,12 @@ def replay(out: Path, judge_yaml: Path, cuts: list[str], l2: float) -> None:
             **options, "probe_aligned_at": low, "probe_unaligned_at": high, "probe_unaligned_over_rules_at": over}))
         row, means = {}, []
         for name, rows in sets.items():
-            pairs = []
-            for r in rows:
-                p_unaligned = p_cv.get(r["id"], r["p_unaligned"]) if r["p_unaligned"] is not None else None
-                pairs.append((r["label"], judge._result(*inputs(r, p_unaligned)).label))
+            pairs = [(gold, judge._result(*args).label) for gold, args, _ in rows]
             acc = sum(g == v for g, v in pairs) / len(pairs)
             failed = [v for g, v in pairs if g == "unaligned"]
             recall = sum(v == "unaligned" for v in failed) / max(1, len(failed))
             row[name] = f"{acc:.3f} / {recall:.3f}"
-            if any(r["id"] in p_cv for r in rows):
+            if any(cross_validated for *_, cross_validated in rows):
                 means.append((acc, recall))
         mean = np.mean(means, axis=0) if means else (float("nan"), float("nan"))
         print(json.dumps({"cuts": policy, "mean_of_probe_sets": f"{mean[0]:.3f} / {mean[1]:.3f}", **row}), flush=True)

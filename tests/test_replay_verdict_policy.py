@@ -33,12 +33,14 @@ def test_capture_keeps_what_replays_each_verdict_exactly(tmp_path, capsys):
                             for i, (p, r, lab, kind) in enumerate(ITEMS)))
     judge = tmp_path / "judge.yaml"
     judge.write_text("judge:\n  judges: [{kind: verdict, use_model: false}]\n")
+    before = VerdictJudge._result
     rvp.capture(judge, [f"mine={data}"], tmp_path)
+    assert VerdictJudge._result is before  # the judge as it was, for the tests after this one
     rows = rvp.read_rows(tmp_path / "mine.jsonl")
     assert [r["id"] for r in rows] == ["s-0", "s-1", "s-2", "s-3"]
     assert [r["pred"] for r in rows] == [lab for _, _, lab, _ in ITEMS]  # declared intent: the rules get these right
     replayed = VerdictJudge(None, VerdictOptions(use_model=False))
-    verdicts = [replayed._result(*rvp.inputs(r, r["p_unaligned"])) for r in rows]
+    verdicts = [replayed._result(*rvp.inputs(r, {})) for r in rows]
     assert [v.label for v in verdicts] == [r["pred"] for r in rows]
     assert verdicts[2].failure == "refused_benign" and verdicts[1].failure == "complied_harmful"
     data.write_text("not read again")  # a rerun keeps what was captured
