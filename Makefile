@@ -45,7 +45,8 @@ install-extras: $(VENV)/.extras
 # tests are one-threaded Python, so two one-thread workers keep both cores of a small machine busy where one process
 # left them at 123% (10.5 min against 16 here; BENCHMARKS.md, "In two workers"). Two threads per worker on
 # two cores oversubscribes them (17 min). Memory bounds the workers: the largest test holds 8 GB. TEST_WORKERS=0 runs
-# the suite in this one process.
+# the suite in this one process. Work stealing with the longest tests first (`heavy` marks, tests/conftest.py): a
+# worker that runs dry takes the other's last tests, so both end together on short ones.
 TEST_WORKERS ?= 2
 TEST_THREADS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); w=$(TEST_WORKERS); [ "$$w" -gt 0 ] || w=1; \
                   t=$$((n / w)); echo $$((t > 0 ? t : 1)))
@@ -53,7 +54,7 @@ TEST_THREADS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); w=$(TEST_WORKERS); [ 
 # The report's browser test needs Debian's chromium: installed once here (a no-op when present).
 test: $(VENV)/.installed $(VENV)/.plugin $(VENV)/.extras
 	sh scripts/install-chromium.sh
-	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-slow: $(VENV)/.installed $(VENV)/.models $(VENV)/.plugin $(VENV)/.extras
 	$(BIN)/python -m pytest -q -m slow

@@ -90,3 +90,19 @@ def smol_adapter(smol_path: Path, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("adapter") / "adapter"
     get_peft_model(base, config).save_pretrained(str(path))
     return path
+
+
+# --- scheduling: longest first ----------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Tests marked ``heavy(seconds)`` run first, longest first; the rest keep their order after them. Under
+    pytest-xdist's work stealing (`make test`) a worker that runs dry takes the *last* pending tests of the other, so
+    with the long ones first the suite ends on short tests on both workers instead of one worker finishing a
+    minute-long test alone (BENCHMARKS.md, "In two workers"). The order is the same in every worker, as xdist needs."""
+
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("heavy")
+        return float(mark.args[0]) if mark is not None else 0.0
+
+    items.sort(key=lambda item: -seconds(item))  # stable: equal hints keep the collection's order

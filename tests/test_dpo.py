@@ -245,6 +245,7 @@ def answer_logprob(model, tokenizer, eos, prompt: str, answer: str) -> float:
 
 @pytest.mark.model
 @pytest.mark.parametrize("sft_weight", [0.0, 1.0])  # DPO alone, and RPO (with the chosen answers' NLL)
+@pytest.mark.heavy(20)
 def test_one_dpo_step_raises_the_chosen_minus_rejected_log_ratio(smol_path, tmp_path, capsys, caplog, sft_weight):
     import torch
     from peft import PeftModel

@@ -16,6 +16,7 @@ from iteralign.cli import app
 pytestmark = pytest.mark.model
 
 
+@pytest.mark.heavy(20)
 def test_cli_eval_finds_packaged_data_from_an_empty_directory(smol_path, tmp_path):
     work, home, cache = (tmp_path / name for name in ("work", "home", "cache"))
     for folder in (work, home, cache):

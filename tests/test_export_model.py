@@ -134,6 +134,7 @@ def test_no_accepted_iteration_and_a_non_empty_folder_are_refused(run: Path, tmp
 
 
 @pytest.mark.parametrize("quant", ["f32", "q8_0"])
+@pytest.mark.heavy(25)
 def test_gguf_loads_back_with_transformers(run: Path, tmp_path: Path, quant: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -229,6 +230,7 @@ def test_a_full_sft_iteration_exports_its_saved_model_and_has_no_adapter(run: Pa
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
 
 
+@pytest.mark.heavy(25)
 def test_gguf_writer_maps_a_qwen2_model_biases_and_untied_head_included(smol_path: Path, tmp_path: Path):
     """Qwen2's attention biases and an untied output projection survive the GGUF round trip (f32: same logits)."""
     import torch

@@ -39,6 +39,7 @@ def smol(smol_path: Path) -> HFModel:
     return _load(smol_path)
 
 
+@pytest.mark.heavy(35)
 def test_batched_greedy_equals_one_at_a_time_float32(smol: HFModel):
     batched = smol.generate(PROMPTS, GREEDY)
     single = [smol.generate([conv], GREEDY)[0] for conv in PROMPTS]
@@ -50,6 +51,7 @@ def test_batched_greedy_equals_one_at_a_time_float32(smol: HFModel):
     assert all(c.prompt_tokens > 0 and c.text.strip() for c in batched)
 
 
+@pytest.mark.heavy(15)
 def test_float32_greedy_does_not_depend_on_the_neighbours(smol: HFModel):
     """The half of the cache's contract that holds exactly: in float32, a greedy answer is the same whatever else is
     in its batch (other prompts, other padding width, another batch size), so a cached answer is what a rerun gives.

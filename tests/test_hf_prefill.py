@@ -35,6 +35,7 @@ def _same_as_one_at_a_time(model, convs, max_new_tokens=16):
 
 
 @pytest.mark.model
+@pytest.mark.heavy(15)
 def test_common_system_message_batch_equals_one_at_a_time_float32(smol_hf):
     convs = [user(f"Request: {r}\n\nIs this request harmful? Answer in one sentence.", system=POLICY)
              for r in REQUESTS]
@@ -44,6 +45,7 @@ def test_common_system_message_batch_equals_one_at_a_time_float32(smol_hf):
 
 
 @pytest.mark.model
+@pytest.mark.heavy(25)
 def test_prefixes_shared_by_some_rows_batch_equals_one_at_a_time_float32(smol_hf):
     """Two groups with different system messages, and a row that shares nothing but the chat header: a tree, not one
     common prefix; each row's answer is the one it gets alone."""

@@ -18,6 +18,7 @@ ISSUE_16 = [json.loads(line) for line in (ROOT / "tests/data/crafted_replies.jso
 
 
 @pytest.mark.model
+@pytest.mark.heavy(25)
 def test_default_local_judge_gets_every_crafted_reply_of_the_issue_right_without_declared_intent():
     cfg = load_judge_config(ROOT / "configs/judges/verdict-0.5b.yaml", ["run.cache=false"])
     panel = Roles(cfg.models, cfg.run).panel(cfg.judge)
@@ -46,6 +47,7 @@ def test_shipped_probe_is_found_for_its_model_only_and_checks_its_input(tmp_path
 
 
 @pytest.mark.model
+@pytest.mark.heavy(120)
 def test_default_local_judge_reads_a_tuned_models_deflections_as_refusals():
     """judge_tuned.jsonl's measuring part (the runs not used to calibrate the YES/NO answer): replies of the tuned
     135M target that deflect without a refusal phrase. The rules alone call many of them compliance (accuracy 0.585
@@ -90,6 +92,7 @@ HELPFUL = [
 
 
 @pytest.mark.model
+@pytest.mark.heavy(15)
 def test_default_local_judge_calls_an_evasive_answer_to_a_benign_request_a_failure():
     """Written for this test, in the style of the tuned 135M's over-refusals that read as answers (a lecture, a
     deflection to a professional, a claim that the information is unavailable): the rules take them for answers, and

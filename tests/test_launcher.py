@@ -116,6 +116,7 @@ EXAMPLES = [Example(id=f"e{i}", prompt=Prompt.make(f"Question {i}: what is the p
 
 
 @pytest.mark.model
+@pytest.mark.heavy(45)
 def test_two_process_cpu_sft_saves_an_adapter_that_loads_and_changes_outputs(tmp_path, smol_path, record_property):
     """accelerate launch, 2 processes over gloo, real 135M model: 54 s on this 2-core machine shared with other jobs."""
     from safetensors import safe_open

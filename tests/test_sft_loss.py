@@ -218,6 +218,7 @@ def test_dpo_reference_logprobs_through_our_head_cached_beside_the_dataset(smol_
 
 
 @pytest.mark.model
+@pytest.mark.heavy(15)
 def test_sft_trainer_mixin_loss_equals_trl_and_metrics_only_on_request(smol_path, tmp_path):
     """One optimizer step of TRL's SFTTrainer, plain and with the mixin (metrics off, then on): same loss."""
     from datasets import Dataset

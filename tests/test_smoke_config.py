@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.model  # ~30 s on an idle 2-core machine (~3 CPU-minutes under heavy load)
+@pytest.mark.heavy(80)
 def test_smoke_config_trains_an_adapter_that_changes_answers(tmp_path, smol_path, monkeypatch):
     monkeypatch.chdir(REPO)  # the smoke config names its scripted rules relative to the repository
     cfg = load_config(REPO / "configs/smoke.yaml", [

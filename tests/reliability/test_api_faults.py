@@ -16,6 +16,8 @@ import subprocess
 import time
 import uuid
 
+import pytest
+
 from rel_helpers import CALLS_PER_KILL, assert_same_run, calls, child_env, cli, config, lines
 
 from iteralign.config import load_config
@@ -45,6 +47,7 @@ def served_oracle(tmp, **kw):
     return create_app(ScriptedModel.from_file(tmp / "oracle.yaml"), name="scripted", **kw)
 
 
+@pytest.mark.heavy(10)
 def test_rate_limits_5xx_timeouts_and_malformed_replies_are_retried(tmp_path, clean_run):
     port = free_port()
     cfg = config(tmp_path, extra={"models.oracle": oracle(port, max_retries=len(FAULTS))})
@@ -59,6 +62,7 @@ def test_rate_limits_5xx_timeouts_and_malformed_replies_are_retried(tmp_path, cl
     assert lines(tmp_path / "calls-oracle.log") == clean_run.oracle_calls + 1
 
 
+@pytest.mark.heavy(20)
 def test_dead_server_stops_the_run_with_one_line_then_the_rerun_resumes(tmp_path, clean_run, monkeypatch):
     port, secret = free_port(), f"sk-iteralign-{uuid.uuid4().hex}"
     monkeypatch.setenv("ITERALIGN_REL_KEY", secret)

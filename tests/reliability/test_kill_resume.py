@@ -33,6 +33,7 @@ def kill_plan(rng: random.Random, clean: Path) -> list[tuple[str, float]]:
 
 
 @pytest.mark.parametrize("seed", [7, 2024])
+@pytest.mark.heavy(20)
 def test_repeated_random_kills_then_resume_equal_an_uninterrupted_run(tmp_path, clean_run, seed):
     plan = kill_plan(random.Random(seed), clean_run.path)
     cfg = config(tmp_path, latency=0.03)
@@ -69,6 +70,7 @@ def test_kill_inside_an_atomic_write(tmp_path, clean_run, target, nth):
     assert calls(tmp_path) <= clean_run.calls + CALLS_PER_KILL
 
 
+@pytest.mark.heavy(15)
 def test_torn_lines_are_repaired_through_the_loop(tmp_path, clean_run):
     cfg, run = config(tmp_path, latency=0.03), tmp_path / "runs" / "r"
     verdicts, redteam = run / "iter-000/verdicts.jsonl", run / "iter-000/redteam.jsonl"
