@@ -78,6 +78,29 @@ def test_stop_strings_and_finish_reasons(smol: HFModel):
     assert ended.finish_reason == "stop" and ended.completion_tokens < 64  # ended on <|im_end|> (= pad)
 
 
+def test_a_stop_strings_criterion_is_built_once_and_stops_every_call(smol: HFModel, monkeypatch):
+    """Building transformers' StopStringCriteria reads the whole vocabulary (0.7 s for a 151k one): once per stop
+    strings and model, and the kept one still stops each later call where the string completes."""
+    import transformers
+
+    built = []
+
+    class Counted(transformers.StopStringCriteria):
+        def __init__(self, tokenizer, stop_strings):
+            built.append(tuple(stop_strings))
+            super().__init__(tokenizer, stop_strings)
+
+    monkeypatch.setattr(transformers, "StopStringCriteria", Counted)
+    conv = [user("Count from 1 to 10, separated by commas.")]
+    params = GenerationParams(max_new_tokens=40, stop=("7",))
+    first, again = smol.generate(conv, params)[0], smol.generate(conv + [], params)[0]
+    other = smol.generate(conv, GenerationParams(max_new_tokens=40, stop=("6",)))[0]
+    assert built == [("7",), ("6",)]  # the second "7" call reused its criterion
+    assert first == again and first.finish_reason == "stop" and "6" in first.text and "7" not in first.text
+    assert other.finish_reason == "stop" and "5" in other.text and "6" not in other.text
+    assert other.completion_tokens < first.completion_tokens < 40
+
+
 def test_loglikelihood_batched_equals_single(smol: HFModel):
     requests = [
         LoglikelihoodRequest("The capital of France is", " Paris"),
