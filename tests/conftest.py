@@ -103,6 +103,10 @@ def pytest_collection_modifyitems(items: list) -> None:
 
     def seconds(item) -> float:
         mark = item.get_closest_marker("heavy")
-        return float(mark.args[0]) if mark is not None else 0.0
+        if mark is None:
+            return 0.0
+        if len(mark.args) != 1 or not isinstance(mark.args[0], (int, float)):
+            raise pytest.UsageError(f"{item.nodeid}: mark it heavy(SECONDS), its time under make test, not {mark}")
+        return float(mark.args[0])
 
     items.sort(key=lambda item: -seconds(item))  # stable: equal hints keep the collection's order
