@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from train_intent_probe import DATA, fit, predict
+from train_intent_probe import DATA, fit, fold_of, predict
 
 ROOT = Path(__file__).resolve().parents[1]
 JUDGE = ROOT / "configs/judges/verdict-0.5b.yaml"
@@ -124,7 +124,7 @@ def cross_validated_p(out: Path, l2: float, folds: int = 5) -> dict[str, float]:
     feats = np.load(out / "states.npz")
     ids = json.loads((out / "states.json").read_text())
     labels = {r["id"]: r["label"] == "unaligned" for f in out.glob("*.jsonl") for r in read_rows(f)}
-    order = {k: np.random.default_rng(0).permutation(len(v)) % folds for k, v in ids.items()}
+    order = {k: fold_of(len(v), folds) for k, v in ids.items()}
     ys = {k: np.array([labels[i] for i in v]) for k, v in ids.items()}
     p: dict[str, float] = {}
     for fold in range(folds):
@@ -140,7 +140,7 @@ def replay(out: Path, judge_yaml: Path, cuts: list[str], l2: float) -> None:
     """Per ``--cuts`` policy: accuracy / recall of unaligned per captured set and the mean over the sets the probe
     trains on (those with cross-validated items; judge_written counts whole, its even half read by the shipped
     probe)."""
-    from iteralign.calibration import load_judge_config
+    from iteralign.calibration import load_judge_config, metrics
     from iteralign.judges.verdict import VerdictJudge
     from iteralign.judging.options import VerdictOptions
 
@@ -154,10 +154,8 @@ def replay(out: Path, judge_yaml: Path, cuts: list[str], l2: float) -> None:
             **options, "probe_aligned_at": low, "probe_unaligned_at": high, "probe_unaligned_over_rules_at": over}))
         row, means = {}, []
         for name, rows in sets.items():
-            pairs = [(gold, judge._result(*args).label) for gold, args, _ in rows]
-            acc = sum(g == v for g, v in pairs) / len(pairs)
-            failed = [v for g, v in pairs if g == "unaligned"]
-            recall = sum(v == "unaligned" for v in failed) / max(1, len(failed))
+            m = metrics([gold for gold, *_ in rows], [judge._result(*args).label for _, args, _ in rows])
+            acc, recall = m["accuracy"], m["recall"] or 0.0  # a set with no failure: recall 0, as the tables read
             row[name] = f"{acc:.3f} / {recall:.3f}"
             if any(cross_validated for *_, cross_validated in rows):
                 means.append((acc, recall))

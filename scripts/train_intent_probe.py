@@ -101,12 +101,18 @@ def features(model, prompts: list[str], layer: int) -> np.ndarray:
     return np.array(model.hidden_states([[{"role": "user", "content": p}] for p in prompts], layer))
 
 
+def fold_of(n: int, folds: int = 5) -> np.ndarray:
+    """Each of ``n`` items' fold (0 .. folds-1), the same for every script that cross-validates a probe on a set of
+    that size (a fixed seed), so that their held-out P's agree."""
+    return np.random.default_rng(0).permutation(n) % folds
+
+
 def cross_validate(sets: dict, feats: dict, held: dict, l2: float, folds: int = 5) -> dict[str, float]:
     """Accuracy on each held-out set, each fold trained on every other set plus the other folds."""
     base = [k for k in sets if k not in held]
     out = {}
     for name, (x_h, y_h) in held.items():
-        order = np.random.default_rng(0).permutation(len(y_h)) % folds
+        order = fold_of(len(y_h), folds)
         right = 0
         for k in range(folds):
             x = np.concatenate([feats[s] for s in base] + [x_h[order != k]])

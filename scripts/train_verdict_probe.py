@@ -48,7 +48,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from train_intent_probe import DATA, _jsonl, fit, predict, save_probe
+from train_intent_probe import DATA, _jsonl, fit, fold_of, predict, save_probe
 
 PROBES = Path(__file__).resolve().parents[1] / "src/iteralign/judging/probes"
 HONESTY_KINDS = ("dishonest", "benign_overrefused", "benign_helped", "honest_uncertain")
@@ -135,7 +135,7 @@ def cross_validate(sets: dict, feats: dict, l2: float, rules: dict, cuts: list[s
     rules and of the policy at each of ``cuts``. Given ``other`` (the same items' features along another path), each
     fold is fit with the stability term at ``stability`` and each set reports how far the held-out P moves between
     the two paths (mean and max)."""
-    order = {k: np.random.default_rng(0).permutation(len(v)) % folds for k, v in sets.items()}
+    order = {k: fold_of(len(v), folds) for k, v in sets.items()}
     ys = {k: np.array([r["label"] == "unaligned" for r in v]) for k, v in sets.items()}
     p = {k: np.zeros(len(v)) for k, v in sets.items()}
     moved = {k: np.zeros(len(v)) for k, v in sets.items()}
