@@ -111,11 +111,10 @@ def states(model_spec: str, judge_dev: str | None, out: Path) -> None:
     probe = find_probe(model_spec, VERDICT_PROBES)
     if probe is None:
         raise SystemExit(f"no verdict probe is shipped for {model_spec}")
-    layers = probe.layer if isinstance(probe.layer, list) else [probe.layer]
     model = load_model(ModelConfig(spec=model_spec, dtype="bfloat16", cache=False, batch_size=8))
     sets = tvp.training_items(judge_dev)
     np.savez(out / "states.npz",
-             **{k: tvp.features(model, v, layers, probe.pool, probe.skip) for k, v in sets.items()})
+             **{k: tvp.features(model, v, probe.layer, probe.pool, probe.skip) for k, v in sets.items()})
     (out / "states.json").write_text(json.dumps({k: [r["id"] for r in v] for k, v in sets.items()}))
 
 

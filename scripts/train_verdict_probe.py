@@ -92,7 +92,7 @@ def shared_opening(model, sets: dict[str, list[dict]]) -> int:
     return common_prefix_len([model.encode_chat(c) for items in sets.values() for c in conversations(items)], 0)
 
 
-def features(model, items: list[dict], layers: list[int], pool: list[str], skip: int) -> np.ndarray:
+def features(model, items: list[dict], layers: int | list[int], pool: list[str], skip: int) -> np.ndarray:
     """The probe's features of ``items`` as the judge reads them (``verdict_probe.probe_scores``): each item alone,
     after the question's opening, run once."""
     from iteralign.judging.response_model import response_conversation
