@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from iteralign.models.base import ModelConfig
-from iteralign.models.hf import FrequencyPenalty, HFModel, render_plain
+from iteralign.models.hf import MAX_STOP_CRITERIA, FrequencyPenalty, HFModel, render_plain
 from iteralign.models.hf_scoring import encode_pair
 from iteralign.models.hf_weights import directory_fingerprint
 from iteralign.types import GenerationParams, LoglikelihoodRequest, user
@@ -99,6 +99,11 @@ def test_a_stop_strings_criterion_is_built_once_and_stops_every_call(smol: HFMod
     assert first == again and first.finish_reason == "stop" and "6" in first.text and "7" not in first.text
     assert other.finish_reason == "stop" and "5" in other.text and "6" not in other.text
     assert other.completion_tokens < first.completion_tokens < 40
+    for k in range(MAX_STOP_CRITERIA):  # as many other stop strings: the least recently used go
+        smol.generate(conv, GenerationParams(max_new_tokens=1, stop=(f"stop{k}",)))
+    smol.generate(conv, GenerationParams(max_new_tokens=1, stop=("6",)))
+    assert len(smol._stop_criteria) == MAX_STOP_CRITERIA and ("7",) not in smol._stop_criteria
+    assert built[-1] == ("6",)  # "6" had gone too: built again
 
 
 def test_loglikelihood_batched_equals_single(smol: HFModel):

@@ -35,6 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: How many openings' keys and values ``hidden_states`` keeps (a judge asks one or two questions).
 MAX_OPENINGS = 8
+#: How many stop strings' criteria ``generate`` keeps, the least recently used dropped (a server's clients may send
+#: any stop strings).
+MAX_STOP_CRITERIA = 8
 
 
 class FrequencyPenalty:
@@ -219,7 +222,7 @@ class HFModel(ChatModel, Scorer):
         """Which rows end with the token just chosen: an end-of-turn or pad id (``_completion`` cuts there anyway)
         or a completed stop string (transformers' ``StopStringCriteria``, built once per stop strings: building one
         reads and sorts the whole vocabulary, 0.7 s for Qwen2.5's 151k tokens, on every call before; it keeps no
-        state between calls)."""
+        state between calls; the ``MAX_STOP_CRITERIA`` most recently used are kept)."""
         import torch
 
         ends = torch.tensor(sorted({*self._eos_ids, self._tokenizer.pad_token_id}), device=self._model.device)
@@ -228,9 +231,10 @@ class HFModel(ChatModel, Scorer):
             from transformers import StopStringCriteria
 
             key = tuple(stops)
-            if key not in self._stop_criteria:
-                self._stop_criteria[key] = StopStringCriteria(self._tokenizer, list(key))
-            criterion = self._stop_criteria[key]
+            criterion = self._stop_criteria.pop(key, None) or StopStringCriteria(self._tokenizer, list(key))
+            self._stop_criteria[key] = criterion  # the most recently used last
+            if len(self._stop_criteria) > MAX_STOP_CRITERIA:
+                del self._stop_criteria[next(iter(self._stop_criteria))]
 
         def finished(seqs: "torch.Tensor", token: "torch.Tensor") -> "torch.Tensor":
             done = torch.isin(token, ends)
